@@ -1,0 +1,46 @@
+"""Request-level idempotency: a command run with a key runs once; a retry gets the first result.
+
+    result, replayed = run_once(scope="label.submit:user:7", key=key, request=data, command=do_it)
+
+The key row is inserted first, in the command's transaction. A concurrent duplicate blocks
+on the unique index until the first commits, then finds the stored result. The same key with
+a different request raises IdempotencyKeyReused (HTTP 422, as the IETF Idempotency-Key draft).
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+
+from eventlog.errors import IdempotencyKeyReused
+from eventlog.models import IdempotencyRecord
+
+T = TypeVar("T")
+
+
+def request_hash(request: Any) -> str:
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_once(*, scope: str, key: str, request: Any, command: Callable[[], T]) -> tuple[T, bool]:
+    """Run `command` once per (scope, key). Returns (result, replayed).
+
+    The result must be JSON-serialisable: it is what a retry receives.
+    """
+    digest = request_hash(request)
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(scope=scope, key=key, request_hash=digest)
+        except IntegrityError:
+            stored = IdempotencyRecord.objects.get(scope=scope, key=key)
+            if stored.request_hash != digest:
+                raise IdempotencyKeyReused(scope, key) from None
+            return stored.result, True
+        result = command()
+        IdempotencyRecord.objects.filter(pk=record.pk).update(result=result)
+        return result, False

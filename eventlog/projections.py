@@ -1,0 +1,137 @@
+"""Read models fed by the event log.
+
+A projection declares the event types it reads and how to apply them:
+
+    @register
+    class ConsensusProjection(Projection):
+        name = "annotation.consensus"
+        event_types = frozenset({"annotation.label_submitted"})
+        inline = True  # applied inside the append transaction: current after the request
+
+        def apply(self, events): ...
+        def reset(self): ConsensusLabel.objects.all().delete()
+
+Rules every projection follows:
+  * handlers are deterministic: they use the event's data and `recorded_at`, never now();
+  * the checkpoint is committed in the same transaction as the read-model writes and only
+    moves forward, so each event is applied exactly once;
+  * at most one consumer advances a projection at a time (a row lock on its checkpoint;
+    others skip it). On SQLite, IMMEDIATE transactions serialise consumers.
+"""
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from django.db import transaction
+
+from eventlog import store
+from eventlog.models import ProjectionCheckpoint
+
+logger = logging.getLogger(__name__)
+
+
+class Projection:
+    name: ClassVar[str]
+    event_types: ClassVar[frozenset[str] | None] = None  # None: every type
+    inline: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 2000
+
+    def apply(self, events: Sequence[store.StoredEvent]) -> None:
+        for event in events:
+            self.handle(event)
+
+    def handle(self, event: store.StoredEvent) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Delete every row of the read model."""
+        raise NotImplementedError
+
+
+_registry: dict[str, Projection] = {}
+
+
+def register(cls: type[Projection]) -> type[Projection]:
+    if cls.name in _registry and type(_registry[cls.name]) is not cls:
+        raise ValueError(f"projection {cls.name!r} is registered twice")
+    _registry[cls.name] = cls()
+    return cls
+
+
+def get(name: str) -> Projection:
+    try:
+        return _registry[name]
+    except KeyError:
+        raise KeyError(f"unknown projection {name!r}; known: {sorted(_registry)}") from None
+
+
+def all_projections() -> list[Projection]:
+    return [_registry[name] for name in sorted(_registry)]
+
+
+def _checkpoint(name: str, *, wait: bool) -> ProjectionCheckpoint | None:
+    ProjectionCheckpoint.objects.get_or_create(name=name)
+    return ProjectionCheckpoint.objects.select_for_update(skip_locked=not wait).filter(name=name).first()
+
+
+def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, bool]:
+    """Apply one batch in one transaction. Returns (events applied, caught up)."""
+    with transaction.atomic():
+        checkpoint = _checkpoint(projection.name, wait=wait)
+        if checkpoint is None:
+            return 0, True  # another consumer holds it
+        head = store.head_position()
+        if head <= checkpoint.position:
+            return 0, True
+        events = store.read(
+            after=checkpoint.position, up_to=head, types=projection.event_types, limit=batch_size
+        )
+        if events:
+            projection.apply(events)
+        full = len(events) == batch_size
+        new_position = events[-1].position if full else head
+        moved = ProjectionCheckpoint.objects.filter(
+            name=projection.name, position=checkpoint.position
+        ).update(position=new_position)
+        if moved != 1:
+            raise RuntimeError(f"checkpoint of {projection.name} moved under its consumer")
+        return len(events), not full
+
+
+def advance(projection: Projection, *, wait: bool = False, batch_size: int | None = None) -> int:
+    """Apply every committed event the projection has not seen. Returns how many were applied.
+
+    With wait=False a projection held by another consumer is skipped; wait=True queues.
+    """
+    applied = 0
+    while True:
+        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size)
+        applied += count
+        if caught_up:
+            return applied
+
+
+def run_all(names: Iterable[str] | None = None) -> dict[str, int]:
+    selected = [get(n) for n in names] if names else all_projections()
+    return {p.name: advance(p) for p in selected}
+
+
+def run_inline(appended_types: set[str]) -> None:
+    """Bring inline projections that read any of these types up to date, inside the append."""
+    for projection in _registry.values():
+        if projection.inline and (projection.event_types is None or projection.event_types & appended_types):
+            advance(projection, wait=True)
+
+
+def rebuild(projection: Projection) -> int:
+    """Empty the read model and replay the log from zero, atomically.
+
+    One transaction: on PostgreSQL readers keep seeing the old read model until the rebuilt
+    one commits, and no consumer can interleave.
+    """
+    with transaction.atomic():
+        checkpoint = _checkpoint(projection.name, wait=True)
+        projection.reset()
+        ProjectionCheckpoint.objects.filter(pk=checkpoint.pk).update(position=0)
+        return advance(projection, wait=True)

@@ -1,0 +1,40 @@
+import threading
+
+import pytest
+from django.db import connection, connections
+
+
+@pytest.fixture
+def vendor():
+    return connection.vendor
+
+
+@pytest.fixture
+def postgres_only(vendor):
+    if vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+
+
+def run_threads(*targets, timeout: float = 60.0):
+    """Run callables in threads, each with its own connection; re-raise the first error."""
+    errors = []
+
+    def wrap(target):
+        def run():
+            try:
+                target()
+            except BaseException as exc:  # noqa: BLE001 - reported to the test below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        return run
+
+    threads = [threading.Thread(target=wrap(t), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a worker thread hung"
+    if errors:
+        raise errors[0]

@@ -1,0 +1,47 @@
+import os
+import time
+
+from django.db.models import F
+
+from eventlog.projections import Projection, register
+from tests.fixture_app.models import Item, TickTotal
+
+
+@register
+class Items(Projection):
+    name = "fixture.items"
+    event_types = frozenset({"fixture.item_added", "fixture.item_renamed"})
+    inline = True
+
+    def handle(self, event):
+        if event.type == "fixture.item_added":
+            Item.objects.create(
+                stream_id=event.stream.id, name=event.payload["name"], quantity=event.payload["quantity"], events=1
+            )
+        else:
+            Item.objects.filter(stream_id=event.stream.id).update(name=event.payload["name"], events=F("events") + 1)
+
+    def reset(self):
+        Item.objects.all().delete()
+
+
+@register
+class TickTotals(Projection):
+    name = "fixture.tick_totals"
+    event_types = frozenset({"fixture.tick"})
+    batch_size = 50
+
+    def handle(self, event):
+        # FIXTURE_SLOW_HANDLER lets the kill test catch a consumer in the middle of a batch.
+        delay = float(os.environ.get("FIXTURE_SLOW_HANDLER", "0"))
+        if delay:
+            time.sleep(delay)
+        row, _ = TickTotal.objects.get_or_create(stream_id=event.stream.id)
+        TickTotal.objects.filter(pk=row.pk).update(
+            count=F("count") + 1,
+            total=F("total") + event.payload["n"],
+            positions_hash=(F("positions_hash") * 31 + event.position) % 1_000_000_007,
+        )
+
+    def reset(self):
+        TickTotal.objects.all().delete()
