@@ -5,10 +5,15 @@ PostgreSQL
     `eventlog_take_append_lock()`, a transaction-level advisory lock. A second writer blocks
     before it draws a position, so position order equals commit order whichever code path
     inserts (ORM, bulk_create, admin, raw SQL).
+  * Versions: `eventlog.store`'s INSERT numbers each stream's events from the stream's head,
+    read by `eventlog_stream_head()` under that lock, and checks the versions the writer
+    expects (`eventlog_version_conflict()`, SQLSTATE EV409), so an append is one statement.
+    The unique (stream, version) constraint backs this for any other code path.
   * Immutability: row triggers refuse UPDATE and DELETE, a statement trigger refuses TRUNCATE.
 
 SQLite
   * Ordering: a single writer; with IMMEDIATE transactions the write lock is taken at BEGIN.
+  * Versions: assigned by `eventlog.store` inside that transaction.
   * Immutability: row triggers RAISE(ABORT) on UPDATE and DELETE (SQLite has no TRUNCATE).
 
 Triggers are guard rails (an owner can disable them). The boundary in production is the
@@ -25,6 +30,7 @@ from django.db import connection as default_connection
 TABLE = "eventlog_event"
 # Fixed key of the append lock: the bytes of "eventlog" read as an integer.
 APPEND_LOCK_KEY = int.from_bytes(b"eventlog", "big")
+VERSION_CONFLICT_SQLSTATE = "EV409"
 
 _PG_LOCK_BODY = f"BEGIN PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY}); END;"
 
@@ -36,6 +42,33 @@ _POSTGRES_INSTALL = [
     """
     CREATE OR REPLACE FUNCTION eventlog_serialise_append() RETURNS trigger
     LANGUAGE plpgsql AS $$ BEGIN PERFORM eventlog_take_append_lock(); RETURN NULL; END; $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION eventlog_stream_head(p_type text, p_id text) RETURNS integer
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        head integer;
+    BEGIN
+        -- VOLATILE: a fresh snapshot, so it sees every append committed before the append
+        -- lock was granted to the calling statement. ORDER BY ... LIMIT 1 reads one index
+        -- entry, where max() may scan the whole stream.
+        SELECT version INTO head FROM eventlog_event
+            WHERE stream_type = p_type AND stream_id = p_id ORDER BY version DESC LIMIT 1;
+        RETURN coalesce(head, 0);
+    END;
+    $$
+    """,
+    """
+    CREATE OR REPLACE FUNCTION eventlog_version_conflict(
+        p_type text, p_id text, p_actual integer, p_expected integer) RETURNS integer
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'stream %/% is at version %, expected %', p_type, p_id, p_actual, p_expected
+            USING ERRCODE = 'EV409',
+                  DETAIL = json_build_object('stream_type', p_type, 'stream_id', p_id,
+                      'actual', p_actual, 'expected', p_expected)::text;
+    END;
+    $$
     """,
     """
     CREATE OR REPLACE FUNCTION eventlog_refuse_change() RETURNS trigger
@@ -89,6 +122,8 @@ def uninstall(connection=default_connection) -> None:
             f"DROP TRIGGER IF EXISTS eventlog_event_immutable ON {TABLE}",
             f"DROP TRIGGER IF EXISTS eventlog_event_no_truncate ON {TABLE}",
             "DROP FUNCTION IF EXISTS eventlog_serialise_append()",
+            "DROP FUNCTION IF EXISTS eventlog_stream_head(text, text)",
+            "DROP FUNCTION IF EXISTS eventlog_version_conflict(text, text, integer, integer)",
             "DROP FUNCTION IF EXISTS eventlog_refuse_change()",
             "DROP FUNCTION IF EXISTS eventlog_take_append_lock()",
         ]
@@ -97,12 +132,6 @@ def uninstall(connection=default_connection) -> None:
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
-
-
-def take_append_lock(cursor) -> None:
-    """Serialise this transaction's append with every other (no-op on SQLite)."""
-    if cursor.db.vendor == "postgresql":
-        cursor.execute("SELECT eventlog_take_append_lock()")
 
 
 @contextmanager
@@ -157,4 +186,5 @@ def app_role_grants_sql(role: str) -> list[str]:
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON {TABLE} FROM {quoted}",
         f"GRANT EXECUTE ON FUNCTION eventlog_take_append_lock() TO {quoted}",
+        f"GRANT EXECUTE ON FUNCTION eventlog_stream_head(text, text) TO {quoted}",
     ]

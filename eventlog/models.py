@@ -4,28 +4,33 @@
 database refuses UPDATE, DELETE and TRUNCATE (see `eventlog/guards.py`).
 """
 
-import uuid
-
 from django.db import models
+from uuid6 import uuid7
 
 
 class Event(models.Model):
     # Global position: equals commit order, because appends are serialised by the
     # database before any id is drawn (guards.py).
     position = models.BigAutoField(primary_key=True)
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(default=uuid7, editable=False)
     stream_type = models.CharField(max_length=64)
     stream_id = models.CharField(max_length=128)
     version = models.PositiveIntegerField()
-    type = models.CharField(max_length=128, db_index=True)
+    type = models.CharField(max_length=128)
     schema_version = models.PositiveSmallIntegerField()
     payload = models.JSONField()
     metadata = models.JSONField(default=dict)
-    recorded_at = models.DateTimeField(db_index=True)
+    recorded_at = models.DateTimeField()
 
     class Meta:
         ordering = ["position"]
+        # Declared here rather than with db_index: no extra LIKE index on PostgreSQL.
+        indexes = [
+            models.Index(fields=["type", "position"], name="event_type_position"),
+            models.Index(fields=["recorded_at"], name="event_recorded_at"),
+        ]
         constraints = [
+            models.UniqueConstraint(fields=["event_id"], name="event_id_unique"),
             models.UniqueConstraint(
                 fields=["stream_type", "stream_id", "version"], name="event_stream_version_unique"
             ),

@@ -117,11 +117,13 @@ def run_all(names: Iterable[str] | None = None) -> dict[str, int]:
     return {p.name: advance(p) for p in selected}
 
 
-def run_inline(appended_types: set[str]) -> None:
-    """Bring inline projections that read any of these types up to date, inside the append."""
-    for projection in _registry.values():
-        if projection.inline and (projection.event_types is None or projection.event_types & appended_types):
-            advance(projection, wait=True)
+def inline_for(appended_types: set[str]) -> list[Projection]:
+    """Inline projections reading any of these types: `append` advances them in its transaction."""
+    return [
+        p
+        for p in _registry.values()
+        if p.inline and (p.event_types is None or p.event_types & appended_types)
+    ]
 
 
 def rebuild(projection: Projection) -> int:

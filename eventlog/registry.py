@@ -23,9 +23,22 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Payload(pydantic.BaseModel):
-    """Base class of event payloads: immutable, no unknown fields, JSON-serialisable."""
+    """Base class of event payloads: immutable, no unknown fields, JSON-serialisable.
+
+    Every instance is validated: the pydantic shortcuts that skip validation are refused,
+    so `append` can trust a payload without validating it again.
+    """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def model_construct(cls, *args, **kwargs):
+        raise TypeError("event payloads must be validated: call the class, not model_construct()")
+
+    def model_copy(self, *, update=None, deep=False):
+        if update:
+            return type(self).model_validate({**self.model_dump(), **update})
+        return super().model_copy(deep=deep)
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,18 @@ transaction when there is one; append last in a transaction and commit promptly,
 PostgreSQL the append lock is held until the outermost commit.
 """
 
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from functools import reduce
-from operator import or_
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
+from uuid6 import uuid7
 
 from eventlog import context, guards
 from eventlog.errors import ConcurrencyConflict, EventIdConflict
@@ -28,6 +29,7 @@ from eventlog.models import Event
 from eventlog.registry import Payload, registry
 
 NO_STREAM = 0  # expected version of a stream that must not exist yet
+_EVENT_ID_CONSTRAINT = "event_id_unique"
 
 
 @dataclass(frozen=True, order=True)
@@ -84,96 +86,234 @@ def append(
 
     `expected` maps a stream to the version it must be at (NO_STREAM for a new one); streams
     not named accept any version. A mismatch raises ConcurrencyConflict and writes nothing.
+    Called outside a transaction, a batch with no inline projection to update is one
+    autocommitted INSERT. Inside a transaction, a refused append (conflict, invalid event id)
+    leaves the transaction to be rolled back, as any failed statement does.
     """
     if not events:
         raise ValueError("append needs at least one event")
-    expected = dict(expected or {})
-    rows_data = [_serialise(event) for event in events]
-    meta = context.for_append(dict(metadata) if metadata else None)
+    batch = _Batch(
+        rows=[_row(event) for event in events],
+        metadata=context.for_append(dict(metadata) if metadata else None),
+        recorded_at=timezone.now(),
+    )
+    _assign_expected_versions(batch.rows, events, dict(expected or {}))
+    from eventlog import projections
 
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            guards.take_append_lock(cursor)
-        replay = _already_stored(events, rows_data)
-        if replay is not None:
-            return replay
-        current = _current_versions({event.stream for event in events})
-        for stream, version in expected.items():
-            if current.get(stream, NO_STREAM) != version:
-                raise ConcurrencyConflict(str(stream), version, current.get(stream, NO_STREAM))
+    inline = projections.inline_for({row.type for row in batch.rows})
+    postgres = connection.vendor == "postgresql"
+    one_statement = postgres and not inline and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
+    retry_aware = any(event.event_id is not None for event in events)
 
-        recorded_at = timezone.now()
-        rows = []
-        for event, (type_name, schema_version, payload) in zip(events, rows_data):
-            current[event.stream] = current.get(event.stream, NO_STREAM) + 1
-            rows.append(
-                Event(
-                    event_id=event.event_id or uuid.uuid4(),
-                    stream_type=event.stream.type,
-                    stream_id=event.stream.id,
-                    version=current[event.stream],
-                    type=type_name,
-                    schema_version=schema_version,
-                    payload=payload,
-                    metadata=meta,
-                    recorded_at=recorded_at,
-                )
-            )
-        Event.objects.bulk_create(rows)
-        result = AppendResult(
-            positions=[row.position for row in rows],
-            versions={event.stream: current[event.stream] for event in events},
-        )
-        from eventlog import projections
-
-        projections.run_inline({type_name for type_name, _, _ in rows_data})
-    return result
+    with nullcontext() if one_statement else transaction.atomic():
+        try:
+            with transaction.atomic() if retry_aware and connection.in_atomic_block else nullcontext():
+                stored = _insert_postgres(batch) if postgres else _insert_sqlite(batch)
+        except (_DuplicateEventId, ConcurrencyConflict) as refused:
+            # A retry of a stored batch: its ids are taken, and its expected versions stale.
+            replay = _stored_batch(events, batch.rows) if retry_aware else None
+            if replay is not None:
+                return replay
+            if isinstance(refused, _DuplicateEventId):
+                raise EventIdConflict("an event id of this batch is already stored") from None
+            raise
+        for projection in inline:
+            projections.advance(projection, wait=True)
+    return AppendResult(
+        positions=[position for position, _ in stored],
+        versions={event.stream: version for event, (_, version) in zip(events, stored)},
+    )
 
 
-def _serialise(event: NewEvent) -> tuple[str, int, dict[str, Any]]:
+_MAX_ROWS_PER_STATEMENT = 5000
+
+
+class _DuplicateEventId(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Row:
+    event_id: uuid.UUID
+    stream_type: str
+    stream_id: str
+    version: int | None  # None: the next version of the stream
+    type: str
+    schema_version: int
+    payload_json: str
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[_Row]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+def _row(event: NewEvent) -> _Row:
     event_type = registry.for_payload(event.payload)
-    # Re-validate: a payload built with model_construct() skips validation.
-    payload = event.payload.model_dump(mode="json")
-    event_type.validate(payload)
-    return event_type.name, event_type.version, payload
+    payload_json = event.payload.model_dump_json()
+    return _Row(
+        # Time-ordered ids keep the unique index append-mostly (random ids would touch a
+        # random index page per event).
+        event_id=event.event_id or uuid7(),
+        stream_type=event.stream.type,
+        stream_id=event.stream.id,
+        version=None,
+        type=event_type.name,
+        schema_version=event_type.version,
+        payload_json=payload_json,
+    )
 
 
-def _already_stored(events: Sequence[NewEvent], rows_data) -> AppendResult | None:
-    ids = [event.event_id for event in events if event.event_id is not None]
-    if not ids:
-        return None
-    stored = {row.event_id: row for row in Event.objects.filter(event_id__in=ids)}
+def _assign_expected_versions(rows: list[_Row], events: Sequence[NewEvent], expected: dict[Stream, int]) -> None:
+    """Rows of streams with an expected version carry the version they must get."""
+    for row, event in zip(rows, events):
+        if event.stream in expected:
+            expected[event.stream] += 1
+            row.version = expected[event.stream]
+
+
+# The client numbers the batch: its distinct streams, and for each event its stream and its
+# rank within that stream. The database adds each stream's head, read once per stream.
+_INSERT_POSTGRES = """
+    INSERT INTO eventlog_event
+        (event_id, stream_type, stream_id, version, type, schema_version, payload, metadata, recorded_at)
+    SELECT e.event_id, s.stream_type, s.stream_id,
+           CASE WHEN e.version IS NULL OR e.version = s.head + e.rank THEN s.head + e.rank
+                ELSE eventlog_version_conflict(s.stream_type, s.stream_id, s.head + e.rank - 1, e.version - 1)
+           END,
+           e.type, e.schema_version, e.payload::jsonb, %b::jsonb, %b::timestamptz
+    FROM (
+        SELECT stream_type, stream_id, stream_no, eventlog_stream_head(stream_type, stream_id) AS head
+        FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS streams(stream_type, stream_id, stream_no)
+    ) AS s
+    JOIN unnest(%b::uuid[], %b::int[], %b::int[], %b::int[], %b::text[], %b::int[], %b::text[])
+        WITH ORDINALITY AS e(event_id, stream_no, rank, version, type, schema_version, payload, ord)
+        ON e.stream_no = s.stream_no
+    ORDER BY e.ord
+    RETURNING event_id, position, version
+"""
+
+
+def _insert_postgres(batch: _Batch) -> list[tuple[int, int]]:
+    """One INSERT: the append lock is taken (statement trigger) before any row is read, so
+    the stream heads, the numbering and the positions are all decided under the lock.
+
+    The statement text is the same for every batch (arrays, not a VALUES list), and it runs
+    on a plain psycopg cursor: binary server-side parameters, prepared after a few uses.
+    Django's client-side cursor would quote every value into the SQL text in Python.
+    """
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    rows = batch.rows
+    stream_numbers: dict[tuple[str, str], int] = {}
+    ranks: dict[tuple[str, str], int] = {}
+    stream_no, rank = [], []
+    for row in rows:
+        key = (row.stream_type, row.stream_id)
+        stream_no.append(stream_numbers.setdefault(key, len(stream_numbers) + 1))
+        ranks[key] = ranks.get(key, 0) + 1
+        rank.append(ranks[key])
+    params = [
+        Jsonb(batch.metadata),
+        batch.recorded_at,
+        [stream_type for stream_type, _ in stream_numbers],
+        [stream_id for _, stream_id in stream_numbers],
+        [row.event_id for row in rows],
+        stream_no,
+        rank,
+        [row.version for row in rows],
+        [row.type for row in rows],
+        [row.schema_version for row in rows],
+        [row.payload_json for row in rows],
+    ]
+    connection.ensure_connection()
+    try:
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(_INSERT_POSTGRES, params)
+            stored = {event_id: (position, version) for event_id, position, version in cursor.fetchall()}
+        return [stored[row.event_id] for row in rows]
+    except psycopg.Error as exc:
+        if exc.sqlstate == guards.VERSION_CONFLICT_SQLSTATE:
+            detail = json.loads(exc.diag.message_detail)
+            stream = Stream(detail["stream_type"], detail["stream_id"])
+            raise ConcurrencyConflict(str(stream), detail["expected"], detail["actual"]) from None
+        if exc.sqlstate == "23505" and exc.diag.constraint_name == _EVENT_ID_CONSTRAINT:
+            raise _DuplicateEventId from None
+        raise DatabaseError(str(exc)) from exc
+
+
+def _insert_sqlite(batch: _Batch) -> list[tuple[int, int]]:
+    """SQLite has one writer, holding the lock since BEGIN IMMEDIATE: read, check, insert."""
+    current = _current_versions({Stream(row.stream_type, row.stream_id) for row in batch.rows})
+    objects = []
+    for row in batch.rows:
+        stream = Stream(row.stream_type, row.stream_id)
+        actual = current.get(stream, NO_STREAM)
+        if row.version is not None and row.version != actual + 1:
+            raise ConcurrencyConflict(str(stream), row.version - 1, actual)
+        current[stream] = row.version = actual + 1
+        objects.append(
+            Event(
+                event_id=row.event_id,
+                stream_type=row.stream_type,
+                stream_id=row.stream_id,
+                version=row.version,
+                type=row.type,
+                schema_version=row.schema_version,
+                payload=json.loads(row.payload_json),
+                metadata=batch.metadata,
+                recorded_at=batch.recorded_at,
+            )
+        )
+    try:
+        with transaction.atomic():
+            Event.objects.bulk_create(objects)
+    except IntegrityError as exc:
+        if "event_id" in str(exc):
+            raise _DuplicateEventId from None
+        raise
+    return [(obj.position, obj.version) for obj in objects]
+
+
+def _stored_batch(events: Sequence[NewEvent], rows: list[_Row]) -> AppendResult | None:
+    """The earlier result if this very batch is already stored; None if none of it is."""
+    stored = {row.event_id: row for row in Event.objects.filter(event_id__in=[row.event_id for row in rows])}
     if not stored:
         return None
-    if len(stored) != len(events):
+    if len(stored) != len(rows):
         raise EventIdConflict("part of this batch is already stored: a retry must resend the whole batch")
-    for event, (type_name, _, payload) in zip(events, rows_data):
-        row = stored[event.event_id]
-        same = (row.type, row.stream_type, row.stream_id, row.payload) == (
-            type_name,
-            event.stream.type,
-            event.stream.id,
-            payload,
-        )
-        if not same:
-            raise EventIdConflict(f"event id {event.event_id} is already used by a different event")
-    rows = [stored[event.event_id] for event in events]
+    for row in rows:
+        earlier = stored[row.event_id]
+        if (earlier.type, earlier.stream_type, earlier.stream_id, earlier.payload) != (
+            row.type,
+            row.stream_type,
+            row.stream_id,
+            json.loads(row.payload_json),
+        ):
+            raise EventIdConflict(f"event id {row.event_id} is already used by a different event")
+    earlier_rows = [stored[row.event_id] for row in rows]
     return AppendResult(
-        positions=[row.position for row in rows],
-        versions={Stream(row.stream_type, row.stream_id): row.version for row in rows},
+        positions=[row.position for row in earlier_rows],
+        versions={event.stream: row.version for event, row in zip(events, earlier_rows)},
         replayed=True,
     )
 
 
 def _current_versions(streams: set[Stream]) -> dict[Stream, int]:
-    condition = reduce(or_, (Q(stream_type=s.type, stream_id=s.id) for s in streams))
-    rows = (
-        Event.objects.filter(condition)
-        .order_by()
-        .values_list("stream_type", "stream_id")
-        .annotate(version=Max("version"))
-    )
-    return {Stream(stream_type, stream_id): version for stream_type, stream_id, version in rows}
+    versions = {}
+    for stream in streams:
+        latest = (
+            Event.objects.filter(stream_type=stream.type, stream_id=stream.id)
+            .order_by("-version")
+            .values_list("version", flat=True)
+            .first()
+        )
+        if latest is not None:
+            versions[stream] = latest
+    return versions
 
 
 # -- reading ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import uuid
 
+import pydantic
 import pytest
 from eventlog import context
 from eventlog.errors import ConcurrencyConflict, EventIdConflict, InvalidPayload, UnknownEventType
@@ -72,9 +73,10 @@ def test_invalid_payload_is_refused_with_a_clear_error_and_nothing_written():
     message = str(caught.value)
     assert "quantity" in message and "colour" in message
 
-    forged = ItemAdded.model_construct(name="lamp", quantity="many")  # skips pydantic validation
-    with pytest.warns(UserWarning), pytest.raises(InvalidPayload):
-        append([NewEvent(OTHER, ItemAdded(name="ok", quantity=1)), NewEvent(ITEM, forged)])
+    with pytest.raises(TypeError, match="must be validated"):
+        ItemAdded.model_construct(name="lamp", quantity="many")
+    with pytest.raises(pydantic.ValidationError):
+        ItemAdded(name="lamp", quantity=1).model_copy(update={"quantity": "many"})
     assert Event.objects.count() == 0
 
 
@@ -120,10 +122,10 @@ def test_event_id_reused_for_a_different_event_is_refused():
 
 
 def test_database_refuses_duplicate_stream_versions():
-    from django.db import IntegrityError, transaction
+    from django.db import DatabaseError, transaction
 
     append([NewEvent(ITEM, Tick(n=1))])
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(DatabaseError), transaction.atomic():
         Event.objects.create(
             stream_type="item", stream_id="a", version=1, type="fixture.tick", schema_version=1,
             payload={"n": 2}, recorded_at="2026-01-01T00:00:00Z",

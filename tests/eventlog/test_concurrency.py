@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from eventlog import guards, projections
+from eventlog.errors import ConcurrencyConflict
 from eventlog.models import Event, ProjectionCheckpoint
 from eventlog.store import NewEvent, Stream, append, read
 from tests.conftest import run_threads
@@ -172,3 +173,35 @@ def test_concurrent_duplicate_idempotency_key_runs_the_command_once():
     assert first == second
     assert sorted([replayed_a, replayed_b]) == [False, True]
 
+
+
+def test_concurrent_appends_to_one_stream_get_gapless_versions_in_position_order():
+    stream = Stream("shared", "1")
+
+    def writer():
+        for i in range(20):
+            append([NewEvent(stream, Tick(n=i)), NewEvent(stream, Tick(n=i))])
+
+    run_threads(*[writer] * 6)
+    versions = list(Event.objects.filter(stream_id="1").order_by("position").values_list("version", flat=True))
+    assert versions == list(range(1, 6 * 20 * 2 + 1))
+
+
+def test_concurrent_appends_expecting_the_same_version_one_wins():
+    stream = Stream("race", "1")
+    append([NewEvent(stream, Tick(n=0))])
+    barrier = threading.Barrier(5)
+    outcomes = []
+
+    def writer(n):
+        barrier.wait()
+        try:
+            append([NewEvent(stream, Tick(n=n))], expected={stream: 1})
+            outcomes.append("won")
+        except ConcurrencyConflict as conflict:
+            assert conflict.actual == 2
+            outcomes.append("conflict")
+
+    run_threads(*[lambda n=n: writer(n) for n in range(5)])
+    assert sorted(outcomes) == ["conflict"] * 4 + ["won"]
+    assert Event.objects.filter(stream_id="1", stream_type="race").count() == 2
