@@ -1,0 +1,46 @@
+"""Who may see and do what. Every page, API endpoint and admin view asks these."""
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+from annotation.models import Member, Role
+
+
+def role_of(user) -> str | None:
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.PROJECT_MANAGER
+    member = Member.objects.filter(user=user).only("role").first()
+    return member.role if member else None
+
+
+def vendor_of(user):
+    member = Member.objects.filter(user=user).select_related("vendor").first()
+    return member.vendor if member else None
+
+
+def is_pm(user) -> bool:
+    return role_of(user) == Role.PROJECT_MANAGER
+
+
+def can_label(user) -> bool:
+    return role_of(user) == Role.CONTRACTOR
+
+
+def can_oversee(user) -> bool:
+    """Vendor managers (their vendor) and project managers (everyone) see progress."""
+    return role_of(user) in (Role.VENDOR_MANAGER, Role.PROJECT_MANAGER)
+
+
+def visible_users(viewer) -> QuerySet:
+    """The people whose work `viewer` may see: themselves, their vendor's, or everyone."""
+    users = get_user_model().objects.all()
+    role = role_of(viewer)
+    if role == Role.PROJECT_MANAGER:
+        return users
+    if role == Role.VENDOR_MANAGER:
+        return users.filter(member__vendor=vendor_of(viewer))
+    if role == Role.CONTRACTOR:
+        return users.filter(pk=viewer.pk)
+    return users.none()

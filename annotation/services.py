@@ -1,0 +1,348 @@
+"""Annotation commands: each validates, appends events, and returns what the caller shows.
+
+Views (HTMX pages, REST API, admin) call these and nothing else to change state.
+"""
+
+import hashlib
+import itertools
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from uuid6 import uuid7
+
+from annotation import roles
+from annotation.errors import InvalidAnswer, NotAllowed, TaskGone, TaskNotFound
+from annotation.events import (
+    ComparisonCreated,
+    ComparisonSubmitted,
+    ImportCompleted,
+    LabelCorrected,
+    LabelSubmitted,
+    RatingRequested,
+    RatingSubmitted,
+    SnippetAdded,
+    TaskReleased,
+    TaskServed,
+)
+from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
+from eventlog.errors import ConcurrencyConflict
+from eventlog.store import NewEvent, Stream, append
+
+CANDIDATES = 10  # next-task picks at random among the first few, so that contractors spread out
+ATTEMPTS = 8
+
+
+def content_hash(prompt: str, completion: str) -> str:
+    return hashlib.sha256(f"{prompt.strip()}\x1f{completion.strip()}".encode()).hexdigest()
+
+
+# -- snippets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnippetInput:
+    prompt: str
+    completion: str
+    source: str
+    split: str
+    line: int = 0  # where it came from, for messages
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    duplicate_lines: list[int]
+
+
+def _snippet_event(dataset: Dataset, row: SnippetInput, digest: str, author_id: int | None) -> NewEvent:
+    snippet_id = uuid7()
+    return NewEvent(
+        Stream("snippet", str(snippet_id)),
+        SnippetAdded(
+            snippet_id=snippet_id,
+            dataset_id=dataset.pk,
+            prompt=row.prompt,
+            completion=row.completion,
+            source=row.source,
+            split=row.split,
+            content_hash=digest,
+            author_id=author_id,
+            labels_required=dataset.labels_required,
+            tie_break=dataset.tie_break,
+        ),
+    )
+
+
+def import_snippets(*, dataset: Dataset, rows: list[SnippetInput], filename: str) -> ImportResult:
+    """Add validated rows in one atomic batch; rows whose content is already there are skipped."""
+    existing = set(Snippet.objects.filter(dataset=dataset).values_list("content_hash", flat=True))
+    events, duplicates = [], []
+    for row in rows:
+        digest = content_hash(row.prompt, row.completion)
+        if digest in existing:
+            duplicates.append(row.line)
+            continue
+        existing.add(digest)
+        events.append(_snippet_event(dataset, row, digest, None))
+    summary = ImportCompleted(
+        dataset_id=dataset.pk, filename=filename, added=len(events), duplicate_lines=duplicates
+    )
+    append([*events, NewEvent(Stream("import", str(uuid7())), summary)])
+    return ImportResult(added=len(events), duplicate_lines=duplicates)
+
+
+def add_snippet(*, dataset: Dataset, snippet: SnippetInput, author_id: int | None = None) -> UUID:
+    """Add one snippet (attacks use this); an identical one in the dataset is refused."""
+    digest = content_hash(snippet.prompt, snippet.completion)
+    if Snippet.objects.filter(dataset=dataset, content_hash=digest).exists():
+        raise InvalidAnswer("this snippet is already in the dataset")
+    event = _snippet_event(dataset, snippet, digest, author_id)
+    append([event])
+    return event.payload.snippet_id
+
+
+# -- serving tasks ------------------------------------------------------------------------
+
+
+def _stream(item: WorkItem) -> Stream:
+    return Stream(item.stream_type, str(item.subject_id))
+
+
+def _check_worker(user, dataset: Dataset) -> None:
+    if not roles.can_label(user):
+        raise NotAllowed("only contractors take tasks")
+    if not dataset.active:
+        raise NotAllowed("this dataset is closed")
+
+
+def _candidates(user, dataset: Dataset, kind: str):
+    seen = Assignment.objects.filter(work_item=OuterRef("pk"), user=user)
+    return (
+        WorkItem.objects.filter(dataset=dataset, kind=kind, status=WorkItem.Status.OPEN)
+        .filter(required__gt=F("done") + F("held"))
+        .exclude(excluded_user_id=user.pk)
+        .exclude(Exists(seen))
+        .order_by("-tie_break_opened", "created_position")
+    )
+
+
+def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignment | None:
+    """The task this contractor holds in the dataset, or a newly served one; None if none is left.
+
+    Never a subject they already had, never their own attack, never a slot beyond what the
+    subject needs: the serve event is appended at the subject stream's version the choice was
+    made on, so two concurrent serves of the last slot cannot both succeed.
+    """
+    _check_worker(user, dataset)
+    now = timezone.now()
+    held = (
+        Assignment.objects.filter(
+            user=user, state=Assignment.State.HELD, work_item__dataset=dataset, work_item__kind=kind,
+            expires_at__gt=now,
+        )
+        .select_related("work_item")
+        .first()
+    )
+    if held:
+        return held
+    expire_holds(dataset=dataset, now=now)
+    rng = random.Random()
+    for _ in range(ATTEMPTS):
+        candidates = list(_candidates(user, dataset, kind)[:CANDIDATES])
+        if not candidates:
+            return None
+        tie_breaks = [c for c in candidates if c.tie_break_opened]
+        item = rng.choice(tie_breaks or candidates)  # tie-breaks go first
+        task_id = uuid7()
+        served = TaskServed(
+            task_id=task_id,
+            kind=kind,
+            subject_id=item.subject_id,
+            user_id=user.pk,
+            expires_at=(now + timedelta(seconds=dataset.hold_seconds)).isoformat(),
+            swapped=kind == TaskKind.COMPARISON and rng.random() < 0.5,
+        )
+        try:
+            append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
+        except ConcurrencyConflict:
+            continue  # someone else changed this subject meanwhile; choose again
+        return Assignment.objects.select_related("work_item").get(task_id=task_id)
+    return None
+
+
+def expire_holds(*, dataset: Dataset | None = None, now: datetime | None = None) -> int:
+    """Release every hold past its expiry, so that its slot is served again."""
+    stale = Assignment.objects.filter(state=Assignment.State.HELD, expires_at__lte=now or timezone.now())
+    if dataset is not None:
+        stale = stale.filter(work_item__dataset=dataset)
+    expired = 0
+    for assignment in stale.select_related("work_item")[:500]:
+        expired += _release(assignment, "expired")
+    return expired
+
+
+def _release(assignment: Assignment, reason: str) -> int:
+    item = assignment.work_item
+    try:
+        append(
+            [NewEvent(_stream(item), TaskReleased(task_id=assignment.task_id, reason=reason))],
+            expected={_stream(item): item.stream_version},
+        )
+    except ConcurrencyConflict:
+        return 0  # the subject moved on (submitted, or released by someone else)
+    return 1
+
+
+def release_task(*, user, task_id: UUID) -> None:
+    """The contractor skips a task they hold."""
+    assignment = _own_assignment(user, task_id)
+    if assignment.state == Assignment.State.HELD:
+        _release(assignment, "skipped")
+
+
+def reassign_task(*, task_id: UUID) -> bool:
+    """A project manager takes a held task back so that it is served to someone else."""
+    assignment = Assignment.objects.select_related("work_item").filter(
+        task_id=task_id, state=Assignment.State.HELD
+    ).first()
+    return bool(assignment and _release(assignment, "reassigned"))
+
+
+# -- answers ------------------------------------------------------------------------------
+
+
+def _own_assignment(user, task_id: UUID) -> Assignment:
+    assignment = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=user).first()
+    if assignment is None:
+        raise TaskNotFound()
+    return assignment
+
+
+def _submit(user, task_id: UUID, answer: str, make_event) -> Assignment:
+    """Append a submission; a retry of the same answer returns the stored one."""
+    for _ in range(ATTEMPTS):
+        assignment = _own_assignment(user, task_id)
+        item = assignment.work_item
+        if assignment.state == Assignment.State.SUBMITTED:
+            if assignment.answer == answer or item.kind == TaskKind.COMPARISON:
+                return assignment
+            raise InvalidAnswer("this task is already answered; correct it instead")
+        if assignment.state != Assignment.State.HELD:
+            room = item.status == WorkItem.Status.OPEN and item.done + item.held < item.required
+            if not room:
+                raise TaskGone("this task expired and its slot went to someone else")
+        seconds = max(0.0, (timezone.now() - assignment.served_at).total_seconds())
+        try:
+            append(
+                [NewEvent(_stream(item), make_event(assignment, seconds))],
+                expected={_stream(item): item.stream_version},
+            )
+        except ConcurrencyConflict:
+            continue
+        return _own_assignment(user, task_id)
+    raise TaskGone("this task is too busy to answer now; try again")
+
+
+def submit_label(*, user, task_id: UUID, label: str) -> Assignment:
+    assignment = _own_assignment(user, task_id)
+    if assignment.work_item.kind != TaskKind.LABEL:
+        raise InvalidAnswer("not a labelling task")
+    _check_label(assignment.work_item.dataset, label)
+    return _submit(user, task_id, label, lambda a, seconds: LabelSubmitted(task_id=a.task_id, label=label, seconds=seconds))
+
+
+def correct_label(*, user, task_id: UUID, label: str) -> Assignment:
+    """A labeller changes their own earlier label; a new event, the old one stays."""
+    assignment = _own_assignment(user, task_id)
+    if assignment.work_item.kind != TaskKind.LABEL or assignment.state != Assignment.State.SUBMITTED:
+        raise InvalidAnswer("only a submitted label can be corrected")
+    _check_label(assignment.work_item.dataset, label)
+    if assignment.answer != label:
+        append([NewEvent(_stream(assignment.work_item), LabelCorrected(task_id=task_id, label=label))])
+    return _own_assignment(user, task_id)
+
+
+def _check_label(dataset: Dataset, label: str) -> None:
+    allowed = {Label.INJURIOUS, Label.NOT_INJURIOUS} | ({Label.UNSURE} if dataset.offer_unsure else set())
+    if label not in allowed:
+        raise InvalidAnswer(f"label must be one of {sorted(allowed)}")
+
+
+def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
+    if choice not in ("first", "second", "same"):
+        raise InvalidAnswer("choice must be first, second or same")
+    assignment = _own_assignment(user, task_id)
+    if assignment.work_item.kind != TaskKind.COMPARISON:
+        raise InvalidAnswer("not a comparison task")
+    return _submit(
+        user, task_id, choice,
+        lambda a, seconds: ComparisonSubmitted(task_id=a.task_id, choice=choice, seconds=seconds),
+    )
+
+
+def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
+    if not isinstance(rating, int) or not 1 <= rating <= 10:
+        raise InvalidAnswer("rating must be a whole number from 1 to 10")
+    assignment = _own_assignment(user, task_id)
+    if assignment.work_item.kind != TaskKind.RATING:
+        raise InvalidAnswer("not a rating task")
+    return _submit(
+        user, task_id, str(rating),
+        lambda a, seconds: RatingSubmitted(task_id=a.task_id, rating=rating, seconds=seconds),
+    )
+
+
+# -- comparison and rating work ---------------------------------------------------------------
+
+
+def create_comparisons(*, dataset: Dataset, pairs_per_prompt: int, seed: int = 0) -> int:
+    """For every prompt with several completions, pairs of its completions to compare."""
+    if not 4 <= pairs_per_prompt <= 100:
+        raise InvalidAnswer("pairs per prompt must be between 4 and 100")
+    rng = random.Random(seed)
+    by_prompt: dict[str, list[UUID]] = {}
+    for snippet_id, prompt in Snippet.objects.filter(dataset=dataset).order_by("added_position").values_list(
+        "id", "prompt"
+    ):
+        by_prompt.setdefault(prompt, []).append(snippet_id)
+    events = []
+    for completions in by_prompt.values():
+        pairs = list(itertools.combinations(completions, 2))
+        for first, second in rng.sample(pairs, min(pairs_per_prompt, len(pairs))):
+            pair_id = uuid7()
+            events.append(
+                NewEvent(
+                    Stream("pair", str(pair_id)),
+                    ComparisonCreated(
+                        pair_id=pair_id, dataset_id=dataset.pk, first_snippet_id=first, second_snippet_id=second
+                    ),
+                )
+            )
+    if events:
+        append(events)
+    return len(events)
+
+
+def request_ratings(*, dataset: Dataset, snippet_ids: list[UUID], ratings_required: int = 1) -> int:
+    """Ask for egregiousness ratings of these snippets of the dataset (each once only)."""
+    found = set(Snippet.objects.filter(dataset=dataset, pk__in=snippet_ids).values_list("pk", flat=True))
+    if missing := [s for s in snippet_ids if s not in found]:
+        raise InvalidAnswer(f"{len(missing)} snippet(s) are not in {dataset}")
+    already = set(
+        WorkItem.objects.filter(kind=TaskKind.RATING, subject_id__in=snippet_ids).values_list("subject_id", flat=True)
+    )
+    events = [
+        NewEvent(
+            Stream("rating", str(snippet_id)),
+            RatingRequested(snippet_id=snippet_id, dataset_id=dataset.pk, ratings_required=ratings_required),
+        )
+        for snippet_id in dict.fromkeys(snippet_ids)
+        if snippet_id not in already
+    ]
+    if events:
+        append(events)
+    return len(events)
