@@ -1,0 +1,158 @@
+"""Reads for pages, the API and the admin. Scoped by what the viewer may see (roles.py)."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import krippendorff
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from sklearn.metrics import cohen_kappa_score
+
+from annotation import roles
+from annotation.models import Assignment, Dataset, Label, TaskKind, WorkItem
+
+LABEL_CODES = {Label.INJURIOUS: 0, Label.NOT_INJURIOUS: 1, Label.UNSURE: 2}
+
+
+def datasets_for(user):
+    if roles.role_of(user) is None:
+        return Dataset.objects.none()
+    return Dataset.objects.filter(active=True).order_by("name")
+
+
+def own_progress(user, dataset: Dataset | None = None) -> dict[str, int]:
+    """How many tasks of each kind the user has answered."""
+    done = Assignment.objects.filter(user=user, state=Assignment.State.SUBMITTED)
+    if dataset is not None:
+        done = done.filter(work_item__dataset=dataset)
+    counts = dict(done.values_list("work_item__kind").annotate(n=Count("pk")))
+    return {kind: counts.get(kind, 0) for kind in TaskKind.values}
+
+
+def dataset_progress(dataset: Dataset) -> dict[str, int]:
+    items = WorkItem.objects.filter(dataset=dataset, kind=TaskKind.LABEL)
+    summary = items.aggregate(
+        snippets=Count("pk"),
+        settled=Count("pk", filter=Q(status=WorkItem.Status.SETTLED)),
+        open=Count("pk", filter=Q(status=WorkItem.Status.OPEN)),
+        tie_breaks=Count("pk", filter=Q(tie_break_opened=True)),
+        no_majority=Count("pk", filter=Q(status__in=[WorkItem.Status.NO_MAJORITY, WorkItem.Status.DISPUTED])),
+    )
+    summary["held"] = Assignment.objects.filter(
+        work_item__dataset=dataset, state=Assignment.State.HELD
+    ).count()
+    return summary
+
+
+@dataclass(frozen=True)
+class LabellerRow:
+    user_id: int
+    username: str
+    vendor: str
+    labels: int
+    mean_seconds: float | None
+    agreement_with_consensus: float | None
+    pairwise_agreement: float | None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    items: int  # snippets with two or more labels
+    pairwise_agreement: float | None  # share of label pairs on a snippet that agree
+    cohen_kappa: float | None  # first against second label of each snippet
+    krippendorff_alpha: float | None  # nominal, all labels
+    labellers: list[LabellerRow]
+
+
+def agreement(dataset: Dataset, viewer) -> Agreement:
+    """Agreement statistics of a dataset; the per-labeller rows only for people `viewer` may see."""
+    rows = (
+        Assignment.objects.filter(
+            work_item__dataset=dataset, work_item__kind=TaskKind.LABEL, state=Assignment.State.SUBMITTED
+        )
+        .order_by("submitted_at", "task_id")
+        .values_list("work_item_id", "user_id", "answer", "seconds", "work_item__final_label")
+    )
+    by_item = defaultdict(list)
+    per_user = defaultdict(lambda: {"labels": 0, "seconds": [], "with_final": [0, 0], "pairs": [0, 0]})
+    for item_id, user_id, answer, seconds, final in rows:
+        by_item[item_id].append((user_id, answer))
+        stats = per_user[user_id]
+        stats["labels"] += 1
+        if seconds is not None:
+            stats["seconds"].append(seconds)
+        if final:
+            stats["with_final"][0] += answer == final
+            stats["with_final"][1] += 1
+
+    agree = pairs = 0
+    first, second = [], []
+    for labels in by_item.values():
+        for i in range(len(labels)):
+            for j in range(i + 1, len(labels)):
+                same = labels[i][1] == labels[j][1]
+                agree += same
+                pairs += 1
+                for k in (i, j):
+                    per_user[labels[k][0]]["pairs"][0] += same
+                    per_user[labels[k][0]]["pairs"][1] += 1
+        if len(labels) >= 2:
+            first.append(labels[0][1])
+            second.append(labels[1][1])
+
+    multi = [labels for labels in by_item.values() if len(labels) >= 2]
+    kappa = alpha = None
+    if len(first) >= 2 and len(set(first) | set(second)) > 1:
+        kappa = float(cohen_kappa_score(first, second))
+    if multi and len({answer for labels in multi for _, answer in labels}) > 1:
+        width = max(len(labels) for labels in multi)
+        matrix = np.full((width, len(multi)), np.nan)
+        for column, labels in enumerate(multi):
+            for row, (_, answer) in enumerate(labels):
+                matrix[row, column] = LABEL_CODES[answer]
+        alpha = float(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+
+    visible = get_user_model().objects.filter(pk__in=per_user).filter(
+        pk__in=roles.visible_users(viewer).values("pk")
+    ).select_related("member__vendor")
+    labellers = []
+    for user in visible.order_by("username"):
+        stats = per_user[user.pk]
+        member = getattr(user, "member", None)
+        labellers.append(
+            LabellerRow(
+                user_id=user.pk,
+                username=user.get_username(),
+                vendor=str(member.vendor) if member and member.vendor else "",
+                labels=stats["labels"],
+                mean_seconds=sum(stats["seconds"]) / len(stats["seconds"]) if stats["seconds"] else None,
+                agreement_with_consensus=_ratio(*stats["with_final"]),
+                pairwise_agreement=_ratio(*stats["pairs"]),
+            )
+        )
+    return Agreement(
+        items=len(multi),
+        pairwise_agreement=_ratio(agree, pairs),
+        cohen_kappa=kappa,
+        krippendorff_alpha=alpha,
+        labellers=labellers,
+    )
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def vendor_progress(viewer, dataset: Dataset) -> list[dict]:
+    """Answered tasks per person in the dataset, for the people the viewer may see."""
+    return list(
+        Assignment.objects.filter(
+            work_item__dataset=dataset,
+            state=Assignment.State.SUBMITTED,
+            user_id__in=roles.visible_users(viewer).values("pk"),
+        )
+        .values("user__username", "user__member__vendor__name")
+        .annotate(done=Count("pk"))
+        .order_by("user__member__vendor__name", "user__username")
+    )
