@@ -10,9 +10,20 @@ from django.db.models import Count, Q
 from sklearn.metrics import cohen_kappa_score
 
 from annotation import roles
-from annotation.models import Assignment, Dataset, Label, TaskKind, WorkItem
+from annotation.models import Assignment, ComparisonPair, Dataset, Label, Snippet, TaskKind, WorkItem
 
 LABEL_CODES = {Label.INJURIOUS: 0, Label.NOT_INJURIOUS: 1, Label.UNSURE: 2}
+
+
+def task_content(task: Assignment) -> dict:
+    """What a contractor is shown for a task: the text only, in the order it is shown."""
+    item = task.work_item
+    if item.kind == TaskKind.COMPARISON:
+        pair = ComparisonPair.objects.select_related("first", "second").get(pk=item.subject_id)
+        shown = [pair.second, pair.first] if task.swapped else [pair.first, pair.second]
+        return {"prompt": pair.first.prompt, "completions": [s.completion for s in shown]}
+    snippet = Snippet.objects.get(pk=item.subject_id)
+    return {"prompt": snippet.prompt, "completions": [snippet.completion]}
 
 
 def datasets_for(user):

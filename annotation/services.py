@@ -296,6 +296,16 @@ def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
     )
 
 
+def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
+    """An answer as typed or clicked, whatever the task's kind."""
+    kind = _own_assignment(user, task_id).work_item.kind
+    if kind == TaskKind.LABEL:
+        return submit_label(user=user, task_id=task_id, label=raw)
+    if kind == TaskKind.COMPARISON:
+        return submit_comparison(user=user, task_id=task_id, choice=raw)
+    return submit_rating(user=user, task_id=task_id, rating=int(raw) if raw.strip().isdigit() else None)
+
+
 # -- comparison and rating work ---------------------------------------------------------------
 
 

@@ -1,8 +1,12 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import TemplateView
+from django.urls import include, path
+
+from annotation import views as annotation_views
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("", annotation_views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("annotation.urls")),
+    path("api/v1/", include("annotation.api_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -28,7 +28,10 @@ def contractors(vendor):
 
 @pytest.fixture
 def pm():
-    return make_member("pm", Role.PROJECT_MANAGER)
+    user = make_member("pm", Role.PROJECT_MANAGER)
+    user.is_staff = user.is_superuser = True
+    user.save()
+    return user
 
 
 @pytest.fixture

@@ -1,0 +1,149 @@
+"""Contractor and oversight pages (HTMX). Thin: parse, authorise, call services/selectors."""
+
+from functools import wraps
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import roles, selectors, services
+from annotation.errors import AnnotationError
+from annotation.models import Dataset, Label, TaskKind
+
+KINDS = {kind.value: kind for kind in TaskKind}
+
+
+def contractor_only(view):
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not roles.can_label(request.user):
+            raise PermissionDenied("only contractors take tasks")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def overseer_only(view):
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not roles.can_oversee(request.user):
+            raise PermissionDenied("for vendor and project managers")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _dataset(dataset_id: int) -> Dataset:
+    return get_object_or_404(Dataset, pk=dataset_id, active=True)
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise Http404("no such kind of task")
+    return kind
+
+
+def _task_context(request, dataset, kind, task, error=None):
+    labels = [Label.INJURIOUS, Label.NOT_INJURIOUS] + ([Label.UNSURE] if dataset.offer_unsure else [])
+    context = {
+        "dataset": dataset,
+        "kind": kind,
+        "task": task,
+        "error": error,
+        "progress": selectors.own_progress(request.user, dataset)[kind],
+        "labels": [(str(i + 1), label.value, label.label) for i, label in enumerate(labels)],
+        "ratings": [(str(r % 10), r) for r in range(1, 11)],
+    }
+    if task is not None:
+        context.update(selectors.task_content(task))
+    return context
+
+
+def _render_task(request, dataset, kind, task, error=None, status=200):
+    template = "annotation/task_page.html"
+    if request.htmx:
+        template += "#task"
+    return render(request, template, _task_context(request, dataset, kind, task, error), status=status)
+
+
+@require_GET
+@contractor_only
+def work_home(request):
+    rows = []
+    for dataset in selectors.datasets_for(request.user):
+        done = selectors.own_progress(request.user, dataset)
+        rows.append((dataset, [(kind.value, kind.label, done[kind.value]) for kind in TaskKind]))
+    return render(request, "annotation/work_home.html", {"rows": rows, "kinds": TaskKind.choices})
+
+
+@require_GET
+@contractor_only
+def task_page(request, dataset_id: int, kind: str):
+    dataset, kind = _dataset(dataset_id), _kind(kind)
+    try:
+        task = services.next_task(user=request.user, dataset=dataset, kind=kind)
+    except AnnotationError as exc:
+        return _render_task(request, dataset, kind, None, error=str(exc), status=exc.status_code)
+    return _render_task(request, dataset, kind, task)
+
+
+@require_POST
+@contractor_only
+def answer(request, task_id: UUID):
+    raw = request.POST.get("answer", "")
+    return _act(request, task_id, lambda task: services.submit_answer(user=request.user, task_id=task_id, raw=raw))
+
+
+@require_POST
+@contractor_only
+def skip(request, task_id: UUID):
+    return _act(request, task_id, lambda task: services.release_task(user=request.user, task_id=task_id))
+
+
+def _act(request, task_id, action):
+    from annotation.models import Assignment
+
+    task = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=request.user).first()
+    if task is None:
+        raise Http404("no such task of yours")
+    dataset, kind = task.work_item.dataset, task.work_item.kind
+    try:
+        action(task)
+    except AnnotationError as exc:
+        task.refresh_from_db()
+        return _render_task(request, dataset, kind, task, error=str(exc), status=exc.status_code)
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("annotation:task_page", args=[dataset.pk, kind]))
+    next_one = services.next_task(user=request.user, dataset=dataset, kind=kind)
+    return _render_task(request, dataset, kind, next_one)
+
+
+@require_GET
+@overseer_only
+def oversee_home(request):
+    rows = [(d, selectors.dataset_progress(d)) for d in selectors.datasets_for(request.user)]
+    return render(request, "annotation/oversee_home.html", {"rows": rows})
+
+
+@require_GET
+@overseer_only
+def oversee_dataset(request, dataset_id: int):
+    dataset = _dataset(dataset_id)
+    context = {
+        "dataset": dataset,
+        "progress": selectors.dataset_progress(dataset),
+        "people": selectors.vendor_progress(request.user, dataset),
+        "agreement": selectors.agreement(dataset, request.user),
+    }
+    return render(request, "annotation/oversee_dataset.html", context)
+
+
+def home(request):
+    role = roles.role_of(request.user)
+    return render(request, "home.html", {"role": role})
