@@ -138,7 +138,7 @@ class WorkItem(models.Model):
         constraints = [models.UniqueConstraint(fields=["kind", "subject_id"], name="work_item_unique_subject")]
         indexes = [
             models.Index(
-                fields=["dataset", "kind", "tie_break_opened", "created_position"],
+                fields=["dataset", "kind", "-tie_break_opened", "created_position"],  # next-task order
                 name="work_item_queue",
                 condition=models.Q(status="open"),
             )
@@ -170,6 +170,7 @@ class Assignment(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["user", "work_item"], name="assignment_user_item"),
+            models.Index(fields=["user", "state"], name="assignment_user_state"),
             models.Index(fields=["state", "expires_at"], name="assignment_state_expiry"),
         ]
 

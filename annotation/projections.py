@@ -4,7 +4,8 @@ from datetime import datetime
 
 from annotation import consensus
 from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, WorkItem
-from eventlog.projections import Projection, register
+from eventlog.projections import Projection, catch_up_to, get, register
+from eventlog.store import head_position
 
 KIND_OF_STREAM = {"snippet": TaskKind.LABEL, "pair": TaskKind.COMPARISON, "rating": TaskKind.RATING}
 
@@ -29,8 +30,50 @@ class AnnotationProjection(Projection):
     )
     inline = True
 
-    def handle(self, event):
-        getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload)
+    def apply(self, events):
+        # Imports append thousands of snippet_added events at once: insert those in bulk.
+        added = []
+        for event in events:
+            if event.type == "annotation.snippet_added":
+                added.append(event)
+                continue
+            self._add_snippets(added)
+            added = []
+            getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload)
+        self._add_snippets(added)
+
+    def _add_snippets(self, events):
+        if not events:
+            return
+        Snippet.objects.bulk_create([
+            Snippet(
+                id=e.payload["snippet_id"],
+                dataset_id=e.payload["dataset_id"],
+                prompt=e.payload["prompt"],
+                completion=e.payload["completion"],
+                source=e.payload["source"],
+                split=e.payload["split"],
+                content_hash=e.payload["content_hash"],
+                author_id=e.payload["author_id"],
+                added_position=e.position,
+            )
+            for e in events
+        ])
+        WorkItem.objects.bulk_create([
+            WorkItem(
+                kind=TaskKind.LABEL,
+                subject_id=e.payload["snippet_id"],
+                dataset_id=e.payload["dataset_id"],
+                stream_type=e.stream.type,
+                stream_version=e.version,
+                required=e.payload["labels_required"],
+                base_required=e.payload["labels_required"],
+                tie_break_allowed=e.payload["tie_break"],
+                excluded_user_id=e.payload["author_id"],
+                created_position=e.position,
+            )
+            for e in events
+        ])
 
     def reset(self):
         Assignment.objects.all().delete()
@@ -39,23 +82,6 @@ class AnnotationProjection(Projection):
         Snippet.objects.all().delete()
 
     # -- subjects ----------------------------------------------------------------------
-
-    def on_snippet_added(self, event, p):
-        Snippet.objects.create(
-            id=p["snippet_id"],
-            dataset_id=p["dataset_id"],
-            prompt=p["prompt"],
-            completion=p["completion"],
-            source=p["source"],
-            split=p["split"],
-            content_hash=p["content_hash"],
-            author_id=p["author_id"],
-            added_position=event.position,
-        )
-        self._new_item(
-            event, TaskKind.LABEL, p["snippet_id"], p["dataset_id"], p["labels_required"],
-            excluded_user_id=p["author_id"], tie_break_allowed=p["tie_break"],
-        )
 
     def on_comparison_created(self, event, p):
         ComparisonPair.objects.create(
@@ -69,8 +95,7 @@ class AnnotationProjection(Projection):
         self._new_item(event, TaskKind.RATING, p["snippet_id"], p["dataset_id"], p["ratings_required"],
                        excluded_user_id=author)
 
-    def _new_item(self, event, kind, subject_id, dataset_id, required, excluded_user_id=None,
-                  tie_break_allowed=False):
+    def _new_item(self, event, kind, subject_id, dataset_id, required, excluded_user_id=None):
         WorkItem.objects.create(
             kind=kind,
             subject_id=subject_id,
@@ -79,7 +104,6 @@ class AnnotationProjection(Projection):
             stream_version=event.version,
             required=required,
             base_required=required,
-            tie_break_allowed=tie_break_allowed,
             excluded_user_id=excluded_user_id,
             created_position=event.position,
         )
@@ -166,3 +190,8 @@ class AnnotationProjection(Projection):
 
     def on_rating_submitted(self, event, p):
         self._settle_when_done(self._submitted(event, p, str(p["rating"])))
+
+
+def catch_up() -> None:
+    """Apply events committed by others that the work items do not show yet (after a conflict)."""
+    catch_up_to(get(AnnotationProjection.name), head_position())

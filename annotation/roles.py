@@ -11,8 +11,9 @@ def role_of(user) -> str | None:
         return None
     if user.is_superuser:
         return Role.PROJECT_MANAGER
-    member = Member.objects.filter(user=user).only("role").first()
-    return member.role if member else None
+    if not hasattr(user, "_annotation_role"):  # once per user object, i.e. per request
+        user._annotation_role = Member.objects.filter(user=user).values_list("role", flat=True).first()
+    return user._annotation_role
 
 
 def vendor_of(user):

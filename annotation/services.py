@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from uuid6 import uuid7
 
-from annotation import roles
+from annotation import projections, roles
 from annotation.errors import InvalidAnswer, NotAllowed, TaskGone, TaskNotFound
 from annotation.events import (
     ComparisonCreated,
@@ -92,7 +93,17 @@ def import_snippets(*, dataset: Dataset, rows: list[SnippetInput], filename: str
         dataset_id=dataset.pk, filename=filename, added=len(events), duplicate_lines=duplicates
     )
     append([*events, NewEvent(Stream("import", str(uuid7())), summary)])
+    if len(events) >= 1000:
+        _refresh_planner_statistics()
     return ImportResult(added=len(events), duplicate_lines=duplicates)
+
+
+def _refresh_planner_statistics() -> None:
+    """After a large import, PostgreSQL's row estimates are stale until autovacuum runs; the
+    queue queries would be planned on them (a sort of every open item instead of an index walk)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE annotation_workitem, annotation_snippet, annotation_assignment")
 
 
 def add_snippet(*, dataset: Dataset, snippet: SnippetInput, author_id: int | None = None) -> UUID:
@@ -169,7 +180,8 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
         try:
             append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
         except ConcurrencyConflict:
-            continue  # someone else changed this subject meanwhile; choose again
+            projections.catch_up()  # someone else changed this subject meanwhile; choose again
+            continue
         return Assignment.objects.select_related("work_item").get(task_id=task_id)
     return None
 
@@ -222,10 +234,9 @@ def _own_assignment(user, task_id: UUID) -> Assignment:
     return assignment
 
 
-def _submit(user, task_id: UUID, answer: str, make_event) -> Assignment:
+def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment:
     """Append a submission; a retry of the same answer returns the stored one."""
     for _ in range(ATTEMPTS):
-        assignment = _own_assignment(user, task_id)
         item = assignment.work_item
         if assignment.state == Assignment.State.SUBMITTED:
             if assignment.answer == answer or item.kind == TaskKind.COMPARISON:
@@ -242,8 +253,10 @@ def _submit(user, task_id: UUID, answer: str, make_event) -> Assignment:
                 expected={_stream(item): item.stream_version},
             )
         except ConcurrencyConflict:
+            projections.catch_up()
+            assignment = _own_assignment(user, assignment.task_id)
             continue
-        return _own_assignment(user, task_id)
+        return _own_assignment(user, assignment.task_id)
     raise TaskGone("this task is too busy to answer now; try again")
 
 
@@ -252,7 +265,9 @@ def submit_label(*, user, task_id: UUID, label: str) -> Assignment:
     if assignment.work_item.kind != TaskKind.LABEL:
         raise InvalidAnswer("not a labelling task")
     _check_label(assignment.work_item.dataset, label)
-    return _submit(user, task_id, label, lambda a, seconds: LabelSubmitted(task_id=a.task_id, label=label, seconds=seconds))
+    return _submit(
+        user, assignment, label, lambda a, seconds: LabelSubmitted(task_id=a.task_id, label=label, seconds=seconds)
+    )
 
 
 def correct_label(*, user, task_id: UUID, label: str) -> Assignment:
@@ -279,7 +294,7 @@ def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
     if assignment.work_item.kind != TaskKind.COMPARISON:
         raise InvalidAnswer("not a comparison task")
     return _submit(
-        user, task_id, choice,
+        user, assignment, choice,
         lambda a, seconds: ComparisonSubmitted(task_id=a.task_id, choice=choice, seconds=seconds),
     )
 
@@ -291,7 +306,7 @@ def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
     if assignment.work_item.kind != TaskKind.RATING:
         raise InvalidAnswer("not a rating task")
     return _submit(
-        user, task_id, str(rating),
+        user, assignment, str(rating),
         lambda a, seconds: RatingSubmitted(task_id=a.task_id, rating=rating, seconds=seconds),
     )
 

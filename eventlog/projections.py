@@ -23,7 +23,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from eventlog import store
 from eventlog.models import ProjectionCheckpoint
@@ -71,17 +71,42 @@ def all_projections() -> list[Projection]:
 
 
 def _checkpoint(name: str, *, wait: bool) -> ProjectionCheckpoint | None:
-    ProjectionCheckpoint.objects.get_or_create(name=name)
-    return ProjectionCheckpoint.objects.select_for_update(skip_locked=not wait).filter(name=name).first()
+    """The checkpoint row, locked; None if another consumer holds it (wait=False)."""
+    locked = ProjectionCheckpoint.objects.select_for_update(skip_locked=not wait).filter(name=name)
+    checkpoint = locked.first()
+    if checkpoint is None and not ProjectionCheckpoint.objects.filter(name=name).exists():
+        ProjectionCheckpoint.objects.get_or_create(name=name)
+        checkpoint = locked.first()
+    return checkpoint
 
 
-def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, bool]:
-    """Apply one batch in one transaction. Returns (events applied, caught up)."""
-    with transaction.atomic():
+def _relax_durability() -> None:
+    """A projection's own transaction need not wait for its WAL to reach disk.
+
+    A read model is derived data: if a crash loses its last commits, it loses the matching
+    checkpoint with them (same transaction) and re-applies those events on restart. Events
+    themselves are always committed synchronously. Called only when the projection step has
+    a transaction of its own (never inside an append's or a caller's).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+def _step(projection: Projection, *, wait: bool, batch_size: int, head: int | None = None) -> tuple[int, bool]:
+    """Apply one batch in one transaction. Returns (events applied, caught up).
+
+    `head` is given only by an append that holds the append lock: nothing below it can
+    still be uncommitted, so the head query is saved.
+    """
+    own_transaction = not connection.in_atomic_block
+    with transaction.atomic(savepoint=head is None):
+        if own_transaction:
+            _relax_durability()
         checkpoint = _checkpoint(projection.name, wait=wait)
         if checkpoint is None:
             return 0, True  # another consumer holds it
-        head = store.head_position()
+        head = head if head is not None else store.head_position()
         if head <= checkpoint.position:
             return 0, True
         events = store.read(
@@ -99,17 +124,31 @@ def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, 
         return len(events), not full
 
 
-def advance(projection: Projection, *, wait: bool = False, batch_size: int | None = None) -> int:
+def advance(
+    projection: Projection, *, wait: bool = False, batch_size: int | None = None, head: int | None = None
+) -> int:
     """Apply every committed event the projection has not seen. Returns how many were applied.
 
     With wait=False a projection held by another consumer is skipped; wait=True queues.
     """
     applied = 0
     while True:
-        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size)
+        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size, head=head)
         applied += count
         if caught_up:
             return applied
+
+
+def catch_up_to(projection: Projection, position: int) -> None:
+    """Return once the projection has applied every event up to `position`.
+
+    Whoever holds the projection applies everything committed so far, so a writer first
+    checks whether an earlier holder's batch already covered its events, and only queues for
+    the lock when it did not.
+    """
+    covered = ProjectionCheckpoint.objects.filter(name=projection.name, position__gte=position)
+    if not covered.exists():
+        advance(projection, wait=True)
 
 
 def run_all(names: Iterable[str] | None = None) -> dict[str, int]:

@@ -86,8 +86,9 @@ def append(
 
     `expected` maps a stream to the version it must be at (NO_STREAM for a new one); streams
     not named accept any version. A mismatch raises ConcurrencyConflict and writes nothing.
-    Called outside a transaction, a batch with no inline projection to update is one
-    autocommitted INSERT. Inside a transaction, a refused append (conflict, invalid event id)
+    Called outside a transaction, the batch is one autocommitted INSERT (on PostgreSQL) and the
+    inline projections it feeds are brought up to date before `append` returns. Inside a
+    transaction, a refused append (conflict, invalid event id)
     leaves the transaction to be rolled back, as any failed statement does.
     """
     if not events:
@@ -102,13 +103,18 @@ def append(
 
     inline = projections.inline_for({row.type for row in batch.rows})
     postgres = connection.vendor == "postgresql"
-    one_statement = postgres and not inline and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
+    # Inside a caller's transaction the inline projections are applied in it (they must be
+    # current for the rest of that transaction). Otherwise the append commits first and they
+    # are applied right after, in their own transaction: the append lock is then held only for
+    # the INSERT, never for the projections' work.
+    inline_inside = bool(inline) and connection.in_atomic_block
+    one_statement = postgres and not inline_inside and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
     retry_aware = any(event.event_id is not None for event in events)
 
     with nullcontext() if one_statement else transaction.atomic():
         try:
             with transaction.atomic() if retry_aware and connection.in_atomic_block else nullcontext():
-                stored = _insert_postgres(batch) if postgres else _insert_sqlite(batch)
+                stored = _insert_postgres_chunks(batch) if postgres else _insert_sqlite(batch)
         except (_DuplicateEventId, ConcurrencyConflict) as refused:
             # A retry of a stored batch: its ids are taken, and its expected versions stale.
             replay = _stored_batch(events, batch.rows) if retry_aware else None
@@ -117,8 +123,14 @@ def append(
             if isinstance(refused, _DuplicateEventId):
                 raise EventIdConflict("an event id of this batch is already stored") from None
             raise
+        if inline_inside:
+            head = max(position for position, _ in stored)  # we hold the append lock: the head
+            for projection in inline:
+                projections.advance(projection, wait=True, head=head)
+    if not inline_inside:
+        last = max(position for position, _ in stored)
         for projection in inline:
-            projections.advance(projection, wait=True)
+            projections.catch_up_to(projection, last)
     return AppendResult(
         positions=[position for position, _ in stored],
         versions={event.stream: version for event, (_, version) in zip(events, stored)},
@@ -194,6 +206,15 @@ _INSERT_POSTGRES = """
     ORDER BY e.ord
     RETURNING event_id, position, version
 """
+
+
+def _insert_postgres_chunks(batch: _Batch) -> list[tuple[int, int]]:
+    """Large batches (imports) go in several statements of one transaction."""
+    stored = []
+    for start in range(0, len(batch.rows), _MAX_ROWS_PER_STATEMENT):
+        chunk = _Batch(batch.rows[start : start + _MAX_ROWS_PER_STATEMENT], batch.metadata, batch.recorded_at)
+        stored += _insert_postgres(chunk)
+    return stored
 
 
 def _insert_postgres(batch: _Batch) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 def world(dataset, vendor, other_vendor, pm):
     import_snippets(
         dataset=dataset,
-        rows=[SnippetInput(f"Prompt {i} {XSS}", f"Completion {i} {XSS}", "initial", "train", i) for i in range(6)],
+        rows=[SnippetInput(f"Prompt {i} {XSS}", f"Completion {i} {XSS}", "initial", "train", i) for i in range(30)],
         filename="w.jsonl",
     )
     people = {

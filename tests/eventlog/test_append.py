@@ -140,3 +140,17 @@ def test_read_filters_by_type_and_range():
     assert [e.payload["n"] for e in middle] == [1, 2]
     assert [e.payload["n"] for e in read(after=ticks[1].position, limit=2)] == [2, 3]
 
+
+
+def test_a_batch_larger_than_one_statement_is_still_atomic_and_numbered(monkeypatch):
+    from eventlog import store
+
+    monkeypatch.setattr(store, "_MAX_ROWS_PER_STATEMENT", 7)
+    result = append([NewEvent(ITEM, Tick(n=i)) for i in range(20)])
+    assert [e.version for e in read_stream(ITEM)] == list(range(1, 21))
+    assert result.positions == sorted(result.positions) and len(result.positions) == 20
+
+    with pytest.raises(ConcurrencyConflict):
+        append([NewEvent(OTHER, Tick(n=i)) for i in range(15)] + [NewEvent(ITEM, Tick(n=0))],
+               expected={ITEM: 5})
+    assert read_stream(OTHER) == []
