@@ -1,4 +1,4 @@
-"""The annotation read models, kept current inside each append (inline)."""
+"""The annotation read models: an inline projection, current when each append returns."""
 
 from datetime import datetime
 
@@ -60,17 +60,9 @@ class AnnotationProjection(Projection):
             for e in events
         ])
         WorkItem.objects.bulk_create([
-            WorkItem(
-                kind=TaskKind.LABEL,
-                subject_id=e.payload["snippet_id"],
-                dataset_id=e.payload["dataset_id"],
-                stream_type=e.stream.type,
-                stream_version=e.version,
-                required=e.payload["labels_required"],
-                base_required=e.payload["labels_required"],
-                tie_break_allowed=e.payload["tie_break"],
-                excluded_user_id=e.payload["author_id"],
-                created_position=e.position,
+            self._work_item(
+                e, TaskKind.LABEL, e.payload["snippet_id"], e.payload["dataset_id"], e.payload["labels_required"],
+                excluded_user_id=e.payload["author_id"], tie_break_allowed=e.payload["tie_break"],
             )
             for e in events
         ])
@@ -96,7 +88,11 @@ class AnnotationProjection(Projection):
                        excluded_user_id=author)
 
     def _new_item(self, event, kind, subject_id, dataset_id, required, excluded_user_id=None):
-        WorkItem.objects.create(
+        self._work_item(event, kind, subject_id, dataset_id, required, excluded_user_id).save()
+
+    @staticmethod
+    def _work_item(event, kind, subject_id, dataset_id, required, excluded_user_id=None, tie_break_allowed=False):
+        return WorkItem(
             kind=kind,
             subject_id=subject_id,
             dataset_id=dataset_id,
@@ -104,6 +100,7 @@ class AnnotationProjection(Projection):
             stream_version=event.version,
             required=required,
             base_required=required,
+            tie_break_allowed=tie_break_allowed,
             excluded_user_id=excluded_user_id,
             created_position=event.position,
         )

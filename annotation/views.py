@@ -17,26 +17,22 @@ from annotation.models import Dataset, Label, TaskKind
 KINDS = {kind.value: kind for kind in TaskKind}
 
 
-def contractor_only(view):
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_label(request.user):
-            raise PermissionDenied("only contractors take tasks")
-        return view(request, *args, **kwargs)
+def _role_required(allowed, refusal: str):
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        def wrapped(request, *args, **kwargs):
+            if not allowed(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
-def overseer_only(view):
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_oversee(request.user):
-            raise PermissionDenied("for vendor and project managers")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+contractor_only = _role_required(roles.can_label, "only contractors take tasks")
+overseer_only = _role_required(roles.can_oversee, "for vendor and project managers")
 
 
 def _dataset(dataset_id: int) -> Dataset:

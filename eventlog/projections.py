@@ -6,7 +6,7 @@ A projection declares the event types it reads and how to apply them:
     class ConsensusProjection(Projection):
         name = "annotation.consensus"
         event_types = frozenset({"annotation.label_submitted"})
-        inline = True  # applied inside the append transaction: current after the request
+        inline = True  # current when append() returns (see `store.append`)
 
         def apply(self, events): ...
         def reset(self): ConsensusLabel.objects.all().delete()
