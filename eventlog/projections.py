@@ -93,47 +93,39 @@ def _relax_durability() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _step(projection: Projection, *, wait: bool, batch_size: int, head: int | None = None) -> tuple[int, bool]:
+def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, bool]:
     """Apply one batch in one transaction. Returns (events applied, caught up).
 
-    `head` is given only by an append that holds the append lock: nothing below it can
-    still be uncommitted, so the head query is saved.
+    No upper bound is needed on the read: positions follow commit order, so once an event
+    is visible every event before it is committed (or rolled back) and visible too.
     """
     own_transaction = not connection.in_atomic_block
-    with transaction.atomic(savepoint=head is None):
+    with transaction.atomic(savepoint=not own_transaction):
         if own_transaction:
             _relax_durability()
         checkpoint = _checkpoint(projection.name, wait=wait)
         if checkpoint is None:
             return 0, True  # another consumer holds it
-        head = head if head is not None else store.head_position()
-        if head <= checkpoint.position:
+        events = store.read(after=checkpoint.position, types=projection.event_types, limit=batch_size)
+        if not events:
             return 0, True
-        events = store.read(
-            after=checkpoint.position, up_to=head, types=projection.event_types, limit=batch_size
-        )
-        if events:
-            projection.apply(events)
-        full = len(events) == batch_size
-        new_position = events[-1].position if full else head
+        projection.apply(events)
         moved = ProjectionCheckpoint.objects.filter(
             name=projection.name, position=checkpoint.position
-        ).update(position=new_position)
+        ).update(position=events[-1].position)
         if moved != 1:
             raise RuntimeError(f"checkpoint of {projection.name} moved under its consumer")
-        return len(events), not full
+        return len(events), len(events) < batch_size
 
 
-def advance(
-    projection: Projection, *, wait: bool = False, batch_size: int | None = None, head: int | None = None
-) -> int:
+def advance(projection: Projection, *, wait: bool = False, batch_size: int | None = None) -> int:
     """Apply every committed event the projection has not seen. Returns how many were applied.
 
     With wait=False a projection held by another consumer is skipped; wait=True queues.
     """
     applied = 0
     while True:
-        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size, head=head)
+        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size)
         applied += count
         if caught_up:
             return applied

@@ -124,9 +124,8 @@ def append(
                 raise EventIdConflict("an event id of this batch is already stored") from None
             raise
         if inline_inside:
-            head = max(position for position, _ in stored)  # we hold the append lock: the head
             for projection in inline:
-                projections.advance(projection, wait=True, head=head)
+                projections.advance(projection, wait=True)
     if not inline_inside:
         last = max(position for position, _ in stored)
         for projection in inline:
