@@ -7,6 +7,7 @@ from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, Wor
 from eventlog.projections import Projection, catch_up_to, get, register
 from eventlog.store import head_position
 
+_COUNTS = ("stream_version", "done", "held")
 KIND_OF_STREAM = {"snippet": TaskKind.LABEL, "pair": TaskKind.COMPARISON, "rating": TaskKind.RATING}
 
 
@@ -136,8 +137,9 @@ class AnnotationProjection(Projection):
         item.save(update_fields=["stream_version", "held"])
 
     def _submitted(self, event, p, answer) -> WorkItem:
-        item = self._item(event)
-        assignment = Assignment.objects.get(task_id=p["task_id"])
+        assignment = Assignment.objects.select_related("work_item").get(task_id=p["task_id"])
+        item = assignment.work_item
+        item.stream_version = event.version
         if assignment.state == Assignment.State.HELD:
             item.held -= 1
         item.done += 1
@@ -171,12 +173,12 @@ class AnnotationProjection(Projection):
         item.final_label = outcome.final_label
         item.required = outcome.required
         item.tie_break_opened = outcome.tie_break_opened
-        item.save()
+        item.save(update_fields=[*_COUNTS, "status", "final_label", "required", "tie_break_opened"])
 
     def _settle_when_done(self, item: WorkItem):
         if item.done >= item.required:
             item.status = WorkItem.Status.SETTLED
-        item.save()
+        item.save(update_fields=[*_COUNTS, "status"])
 
     def on_comparison_submitted(self, event, p):
         assignment = Assignment.objects.get(task_id=p["task_id"])

@@ -260,8 +260,8 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
     raise TaskGone("this task is too busy to answer now; try again")
 
 
-def submit_label(*, user, task_id: UUID, label: str) -> Assignment:
-    assignment = _own_assignment(user, task_id)
+def submit_label(*, user, task_id: UUID, label: str, assignment: Assignment | None = None) -> Assignment:
+    assignment = assignment or _own_assignment(user, task_id)
     if assignment.work_item.kind != TaskKind.LABEL:
         raise InvalidAnswer("not a labelling task")
     _check_label(assignment.work_item.dataset, label)
@@ -313,9 +313,10 @@ def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
 
 def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
     """An answer as typed or clicked, whatever the task's kind."""
-    kind = _own_assignment(user, task_id).work_item.kind
+    assignment = _own_assignment(user, task_id)
+    kind = assignment.work_item.kind
     if kind == TaskKind.LABEL:
-        return submit_label(user=user, task_id=task_id, label=raw)
+        return submit_label(user=user, task_id=task_id, label=raw, assignment=assignment)
     if kind == TaskKind.COMPARISON:
         return submit_comparison(user=user, task_id=task_id, choice=raw)
     return submit_rating(user=user, task_id=task_id, rating=int(raw) if raw.strip().isdigit() else None)
