@@ -5,9 +5,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotation.errors import AnnotationError
 from eventlog.errors import EventLogError
+from modelserve.errors import ModelserveError
+from modelserve.inference import InvalidInput
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, AnnotationError | EventLogError):
+    if isinstance(exc, AnnotationError | EventLogError | ModelserveError):
         return Response({"detail": str(exc)}, status=exc.status_code)
+    if isinstance(exc, InvalidInput):
+        return Response({"detail": str(exc)}, status=400)
     return drf_exception_handler(exc, context)

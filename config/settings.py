@@ -152,6 +152,11 @@ Q_CLUSTER = {
     "save_limit": 1000,
 }
 
+# modelserve: an optional masked LM (a local checkpoint folder sharing the classifier's
+# vocabulary) for fill-in-the-blank candidates; without one, candidates come from the
+# classifier's own embedding space.
+MODELSERVE_MLM_DIR = os.environ.get("MODELSERVE_MLM_DIR") or None
+
 # The event log's guard triggers refuse DELETE/TRUNCATE. Only the test settings allow
 # `manage.py flush` to suspend them (Django's TransactionTestCase flushes between tests).
 EVENTLOG_ALLOW_FLUSH = False

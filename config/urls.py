@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.urls")),
     path("api/v1/", include("annotation.api_urls")),
+    path("api/v1/", include("modelserve.api_urls")),
     path("admin/", admin.site.urls),
 ]

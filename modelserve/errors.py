@@ -1,0 +1,22 @@
+"""Refusals of modelserve commands and queries, with the HTTP status an API answers with."""
+
+
+class ModelserveError(Exception):
+    status_code = 400
+
+
+class UnknownModel(ModelserveError):
+    status_code = 404
+
+    def __init__(self, version: str):
+        super().__init__(f"no classifier {version!r}")
+
+
+class ModelUnavailable(ModelserveError):
+    """Retired, failed or still training."""
+
+    status_code = 409
+
+
+class BadCheckpoint(ModelserveError):
+    pass

@@ -1,0 +1,42 @@
+"""Event types of the classifier registry. Stream: `classifier/<version>`."""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from eventlog.registry import Payload, event_type
+
+VERSION_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
+
+
+@event_type("modelserve.classifier_registered")
+class ClassifierRegistered(Payload):
+    version: str = Field(pattern=VERSION_PATTERN)
+    base_model: str
+    checkpoint_dir: str
+    status: Literal["training", "ready"]
+    training_run: str | None = None
+    manifest_hash: str | None = None
+    manifest_size: int | None = None
+    hyperparameters: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+
+
+@event_type("modelserve.classifier_ready")
+class ClassifierReady(Payload):
+    metrics: dict[str, Any] = {}
+
+
+@event_type("modelserve.classifier_failed")
+class ClassifierFailed(Payload):
+    reason: str
+
+
+@event_type("modelserve.classifier_promoted")
+class ClassifierPromoted(Payload):
+    pass
+
+
+@event_type("modelserve.classifier_retired")
+class ClassifierRetired(Payload):
+    reason: str = ""

@@ -1,0 +1,33 @@
+"""The classifier registry's read model (written only by modelserve.projections)."""
+
+from django.db import models
+
+
+class ClassifierVersion(models.Model):
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        READY = "ready"
+        FAILED = "failed"
+        RETIRED = "retired"
+
+    version = models.CharField(max_length=80, primary_key=True)
+    base_model = models.CharField(max_length=500)
+    checkpoint_dir = models.CharField(max_length=1000)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    promoted = models.BooleanField(default=False, help_text="the default classifier for new work")
+    training_run = models.CharField(max_length=80, blank=True)
+    manifest_hash = models.CharField(max_length=64, blank=True)
+    manifest_size = models.IntegerField(null=True)
+    hyperparameters = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    failure = models.TextField(blank=True)
+    registered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-registered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["promoted"], condition=models.Q(promoted=True), name="one_promoted_classifier")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.status})"

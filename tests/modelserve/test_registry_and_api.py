@@ -1,0 +1,133 @@
+"""The classifier registry (events and read model) and the REST endpoints of the interface."""
+
+import pytest
+import torch
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from eventlog.errors import ConcurrencyConflict
+from eventlog.store import read
+from modelserve import services
+from modelserve.errors import BadCheckpoint, ModelUnavailable
+from modelserve.inference import Classifier, Snippet
+from modelserve.interface import inference
+from modelserve.models import ClassifierVersion
+from tests.modelserve.conftest import tiny
+
+pytestmark = pytest.mark.django_db
+
+SNIPPET = {"prompt": "the knight walked home .", "completion": "he fell and broke his arm ."}
+
+
+@pytest.fixture
+def checkpoint(tmp_path, tokenizer):
+    def save(name, kind="bert", seed=7):
+        model = tiny(kind)
+        torch.manual_seed(seed)
+        with torch.no_grad():  # weights of its own for each seed
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+        folder = tmp_path / name
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return folder
+
+    return save
+
+
+def test_register_promote_retire_are_events_and_the_registry_follows(checkpoint):
+    folder = checkpoint("v1")
+    services.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert",
+                                 hyperparameters={"lr": 2e-5}, metrics={"val_loss": 0.3})
+    services.promote(version="tiny-v1")
+    row = ClassifierVersion.objects.get()
+    assert (row.status, row.promoted, row.hyperparameters) == ("ready", True, {"lr": 2e-5})
+
+    services.register_checkpoint(version="tiny-v2", checkpoint_dir=str(checkpoint("v2")), base_model="tiny-bert")
+    services.promote(version="tiny-v2")
+    assert list(ClassifierVersion.objects.filter(promoted=True).values_list("version", flat=True)) == ["tiny-v2"]
+    services.retire(version="tiny-v1", reason="superseded")
+    assert ClassifierVersion.objects.get(version="tiny-v1").status == "retired"
+    with pytest.raises(ModelUnavailable):
+        services.promote(version="tiny-v1")
+    assert [e.type for e in read(types=None) if e.type.startswith("modelserve.")] == [
+        "modelserve.classifier_registered", "modelserve.classifier_promoted", "modelserve.classifier_registered",
+        "modelserve.classifier_promoted", "modelserve.classifier_retired",
+    ]
+    with pytest.raises(ConcurrencyConflict):  # a version name is used once
+        services.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert")
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(BadCheckpoint):
+        services.register_checkpoint(version="nope", checkpoint_dir=str(tmp_path), base_model="x")
+    assert not ClassifierVersion.objects.exists()
+
+
+def test_a_new_version_never_serves_the_old_versions_scores(checkpoint, tokenizer):
+    services.register_checkpoint(version="a", checkpoint_dir=str(checkpoint("a", seed=1)), base_model="tiny")
+    services.register_checkpoint(version="b", checkpoint_dir=str(checkpoint("b", seed=2)), base_model="tiny")
+    snippet = Snippet(**SNIPPET)
+    first, second = inference().score("a", [snippet])[0], inference().score("b", [snippet])[0]
+    assert first != second
+    direct = Classifier.from_folder(checkpoint("b2", seed=2), version="direct", device=torch.device("cpu"))
+    assert second == pytest.approx(direct.score([snippet])[0], abs=1e-6)
+
+
+@pytest.fixture
+def api(checkpoint):
+    services.register_checkpoint(version="tiny", checkpoint_dir=str(checkpoint("tiny", kind="deberta-v2")),
+                                 base_model="tiny-deberta")
+    pm = User.objects.create_user("pm", is_superuser=True, is_staff=True)
+    client = APIClient()
+    client.force_authenticate(pm)
+    return client
+
+
+def test_the_endpoints_answer_what_the_interface_answers(api):
+    snippet = Snippet(**SNIPPET)
+    response = api.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET, SNIPPET]}, format="json")
+    assert response.status_code == 200
+    assert response.json()["scores"] == pytest.approx(inference().score("tiny", [snippet, snippet]))
+
+    tokens = api.post("/api/v1/models/tiny/saliency", SNIPPET, format="json").json()["tokens"]
+    assert [t["index"] for t in tokens] == [t.index for t in inference().saliency("tiny", snippet)]
+
+    index = tokens[-2]["index"]
+    subs = api.post("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": index, "limit": 5}, format="json")
+    assert [s["token"] for s in subs.json()["suggestions"]] == [
+        s.token for s in inference().substitutions("tiny", snippet, index, limit=5)
+    ]
+    ins = api.post("/api/v1/models/tiny/insertions", {**SNIPPET, "index": index, "limit": 3}, format="json")
+    assert len(ins.json()["suggestions"]) == 3
+    edits = api.post("/api/v1/models/tiny/edit-map", SNIPPET, format="json").json()["edits"]
+    assert {e["index"] for e in edits} == {t["index"] for t in tokens}
+
+
+@pytest.mark.parametrize(
+    "url,body,status,message",
+    [
+        ("/api/v1/models/tiny/score", {"snippets": []}, 400, "empty"),
+        ("/api/v1/models/tiny/score", {"snippets": [{"prompt": " ", "completion": ""}]}, 400, "empty"),
+        ("/api/v1/models/tiny/score", {"snippets": [{"prompt": "the dog " * 40, "completion": "ran"}]}, 400, "limit"),
+        ("/api/v1/models/tiny/score", {"snippets": [{"prompt": "x" * 20_001, "completion": "y"}]}, 400, "20000"),
+        ("/api/v1/models/tiny/score", {"snippets": "nope"}, 400, ""),
+        ("/api/v1/models/gone/score", {"snippets": [SNIPPET]}, 404, "no classifier"),
+        ("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": 0}, 400, "cannot be edited"),
+        ("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": -1}, 400, ""),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(api, url, body, status, message):
+    response = api.post(url, body, format="json")
+    assert response.status_code == status
+    assert message in str(response.json())
+
+
+def test_a_retired_model_is_refused_and_only_pms_may_ask(api):
+    services.retire(version="tiny")
+    assert api.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 409
+    contractor = User.objects.create_user("c")
+    client = APIClient()
+    client.force_authenticate(contractor)
+    assert client.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 403
+    assert APIClient().post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 401
