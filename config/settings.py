@@ -156,6 +156,8 @@ Q_CLUSTER = {
 # vocabulary) for fill-in-the-blank candidates; without one, candidates come from the
 # classifier's own embedding space.
 MODELSERVE_MLM_DIR = os.environ.get("MODELSERVE_MLM_DIR") or None
+# Where training runs write their checkpoints (Hugging Face folders) and manifests.
+MODELSERVE_CHECKPOINT_ROOT = Path(os.environ.get("MODELSERVE_CHECKPOINT_ROOT", VAR_DIR / "checkpoints"))
 
 # The event log's guard triggers refuse DELETE/TRUNCATE. Only the test settings allow
 # `manage.py flush` to suspend them (Django's TransactionTestCase flushes between tests).

@@ -40,3 +40,40 @@ class ClassifierPromoted(Payload):
 @event_type("modelserve.classifier_retired")
 class ClassifierRetired(Payload):
     reason: str = ""
+
+
+@event_type("modelserve.training_started")
+class TrainingStarted(Payload):
+    run_id: str
+    version: str = Field(pattern=VERSION_PATTERN)
+    base_model: str
+    dataset_ids: list[int]
+    splits: list[str]
+    equal_size: bool
+    hyperparameters: dict[str, Any]
+    manifest_hash: str
+    manifest_size: int
+
+
+@event_type("modelserve.training_progressed")
+class TrainingProgressed(Payload):
+    step: int
+    steps: int
+    loss: float
+    eta_seconds: float | None
+
+
+@event_type("modelserve.training_cancel_requested")
+class TrainingCancelRequested(Payload):
+    pass
+
+
+@event_type("modelserve.training_finished")
+class TrainingFinished(Payload):
+    metrics: dict[str, Any]
+    checkpoint_dir: str
+
+
+@event_type("modelserve.training_failed")
+class TrainingFailed(Payload):
+    reason: str

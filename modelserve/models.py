@@ -31,3 +31,34 @@ class ClassifierVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} ({self.status})"
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    run_id = models.CharField(max_length=80, primary_key=True)
+    version = models.CharField(max_length=80)
+    base_model = models.CharField(max_length=500)
+    spec = models.JSONField()
+    manifest_hash = models.CharField(max_length=64)
+    manifest_size = models.IntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    cancel_requested = models.BooleanField(default=False)
+    step = models.IntegerField(default=0)
+    steps = models.IntegerField(default=0)
+    loss = models.FloatField(null=True)
+    eta_seconds = models.FloatField(null=True)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    failure = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.step / self.steps) if self.steps else 0

@@ -1,0 +1,184 @@
+"""Training runs: start (manifest + events + a django-q2 job), the job itself, cancel, and
+failing runs whose worker died (no heartbeat)."""
+
+import json
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from uuid6 import uuid7
+
+from annotation.models import Snippet
+from eventlog import context
+from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from modelserve.errors import ModelserveError
+from modelserve.events import (
+    ClassifierFailed,
+    ClassifierReady,
+    ClassifierRegistered,
+    TrainingCancelRequested,
+    TrainingFailed,
+    TrainingFinished,
+    TrainingProgressed,
+    TrainingStarted,
+)
+from modelserve.inference import Classifier, Snippet as Text
+from modelserve.manifest import build_manifest
+from modelserve.models import ClassifierVersion, TrainingRun
+from modelserve.training import Cancelled, Example, train, upsample
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 10
+DEFAULTS = {"epochs": 1, "learning_rate": 2e-5, "batch_size": 16, "seed": 0}
+
+
+def _run_stream(run_id: str) -> Stream:
+    return Stream("training", run_id)
+
+
+def _classifier_stream(version: str) -> Stream:
+    return Stream("classifier", version)
+
+
+def start_training(
+    *, version: str, base_model: str, dataset_ids: list[int], splits: list[str] | None = None,
+    equal_size: bool = False, hyperparameters: dict | None = None,
+) -> TrainingRun:
+    """Build the manifest, record the run and a classifier in training, queue the job."""
+    if ClassifierVersion.objects.filter(version=version).exists():
+        raise ModelserveError(f"classifier {version!r} already exists")
+    hyper = {**DEFAULTS, **(hyperparameters or {})}
+    splits = splits or ["train"]
+    manifest = build_manifest(dataset_ids=dataset_ids, splits=splits, equal_size=equal_size, seed=hyper["seed"])
+    run_id = str(uuid7())
+    checkpoint_dir = str(Path(settings.MODELSERVE_CHECKPOINT_ROOT) / version)
+    started = TrainingStarted(
+        run_id=run_id, version=version, base_model=base_model, dataset_ids=dataset_ids, splits=splits,
+        equal_size=equal_size, hyperparameters=hyper, manifest_hash=manifest.digest,
+        manifest_size=len(manifest.entries),
+    )
+    registered = ClassifierRegistered(
+        version=version, base_model=base_model, checkpoint_dir=checkpoint_dir, status="training",
+        training_run=run_id, manifest_hash=manifest.digest, manifest_size=len(manifest.entries),
+        hyperparameters=hyper,
+    )
+    Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    (Path(checkpoint_dir) / "manifest.jsonl").write_text("\n".join(manifest.lines()) + "\n")
+    with transaction.atomic():
+        append(
+            [NewEvent(_run_stream(run_id), started), NewEvent(_classifier_stream(version), registered)],
+            expected={_classifier_stream(version): NO_STREAM},
+        )
+        # Enqueued in the same transaction (ORM broker): no run without its job, or job without run.
+        async_task("modelserve.training_jobs.run_training", run_id, task_name=f"train {version}")
+    return TrainingRun.objects.get(run_id=run_id)
+
+
+def cancel_training(*, run_id: str) -> None:
+    run = TrainingRun.objects.filter(run_id=run_id, status=TrainingRun.Status.RUNNING).first()
+    if run and not run.cancel_requested:
+        append([NewEvent(_run_stream(run_id), TrainingCancelRequested())])
+
+
+def _fail(run: TrainingRun, reason: str) -> None:
+    append([
+        NewEvent(_run_stream(run.run_id), TrainingFailed(reason=reason)),
+        NewEvent(_classifier_stream(run.version), ClassifierFailed(reason=reason)),
+    ])
+
+
+def fail_stale_runs(*, older_than: timedelta = timedelta(minutes=10)) -> int:
+    """Runs whose worker stopped sending heartbeats (killed, out of memory) are failed."""
+    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=timezone.now() - older_than)
+    count = 0
+    for run in stale:
+        _fail(run, "the training worker stopped (no heartbeat)")
+        count += 1
+    return count
+
+
+def run_training(run_id: str) -> str:
+    """The django-q2 job. Any error leaves a failed run and no ready classifier."""
+    run = TrainingRun.objects.get(run_id=run_id)
+    with context.bind(actor="system:training", causation_id=run_id):
+        try:
+            metrics = _train(run)
+        except Cancelled as exc:
+            _fail(run, f"cancelled: {exc}")
+            return "cancelled"
+        except Exception as exc:  # noqa: BLE001 - recorded, then re-raised for the job log
+            logger.exception("training run %s failed", run_id)
+            _fail(run, f"{type(exc).__name__}: {exc}")
+            raise
+    return json.dumps(metrics)
+
+
+def _train(run: TrainingRun) -> dict:
+    checkpoint_dir = Path(ClassifierVersion.objects.get(version=run.version).checkpoint_dir)
+    hyper = run.spec["hyperparameters"]
+    lines = (checkpoint_dir / "manifest.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    texts = dict((str(pk), (p, c)) for pk, p, c in Snippet.objects.filter(
+        pk__in=[e[0] for e in entries]).values_list("id", "prompt", "completion"))
+    examples = [Example(*texts[snippet_id], bool(label)) for snippet_id, label, _ in entries]
+    examples = upsample(examples, seed=hyper["seed"])
+
+    tokenizer = AutoTokenizer.from_pretrained(run.base_model, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(run.base_model, num_labels=1, local_files_only=True)
+    last_beat = [0.0]
+
+    def on_progress(progress):
+        now = time.monotonic()
+        if now - last_beat[0] >= HEARTBEAT_SECONDS or progress.step == progress.steps:
+            last_beat[0] = now
+            eta = progress.eta_seconds
+            append([NewEvent(_run_stream(run.run_id), TrainingProgressed(
+                step=progress.step, steps=progress.steps, loss=progress.loss,
+                eta_seconds=None if eta != eta else eta,
+            ))])
+
+    def should_stop():
+        return TrainingRun.objects.filter(run_id=run.run_id, cancel_requested=True).exists()
+
+    losses = train(
+        model, tokenizer, examples, epochs=hyper["epochs"], learning_rate=hyper["learning_rate"],
+        batch_size=hyper["batch_size"], seed=hyper["seed"], on_progress=on_progress, should_stop=should_stop,
+    )
+    metrics = {"final_loss": losses[-1], "steps": len(losses), "examples": len(examples)}
+    metrics.update(_validation_metrics(run, model, tokenizer))
+    model.save_pretrained(checkpoint_dir)
+    tokenizer.save_pretrained(checkpoint_dir)
+    append([
+        NewEvent(_run_stream(run.run_id), TrainingFinished(metrics=metrics, checkpoint_dir=str(checkpoint_dir))),
+        NewEvent(_classifier_stream(run.version), ClassifierReady(metrics=metrics)),
+    ])
+    return metrics
+
+
+def _validation_metrics(run: TrainingRun, model, tokenizer) -> dict:
+    """Accuracy and the rates at 0.5 on the validation split of the run's datasets, if any."""
+    from modelserve.manifest import build_manifest as manifest_of
+
+    try:
+        held_out = manifest_of(dataset_ids=run.spec["dataset_ids"], splits=["validation"])
+    except ModelserveError:
+        return {}
+    texts = dict((str(pk), (p, c)) for pk, p, c in Snippet.objects.filter(
+        pk__in=[e.snippet_id for e in held_out.entries]).values_list("id", "prompt", "completion"))
+    classifier = Classifier(model, tokenizer, version=f"{run.version}-validation", device=torch.device("cpu"))
+    scores = classifier.score([Text(*texts[e.snippet_id]) for e in held_out.entries])
+    truth = [e.injurious for e in held_out.entries]
+    predicted = [s >= 0.5 for s in scores]
+    positives = sum(truth)
+    return {
+        "validation_size": len(truth),
+        "validation_accuracy": sum(p == t for p, t in zip(predicted, truth)) / len(truth),
+        "validation_fnr": (sum(t and not p for p, t in zip(predicted, truth)) / positives) if positives else None,
+    }
