@@ -5,20 +5,24 @@
 
 In-process by default: each process loads a classifier once (a small LRU of loaded versions)
 and keeps a score cache per loaded version, so a new version never sees an old version's
-scores. A remote transport over HTTP to a modelserve instance on a GPU host
-(`MODELSERVE_URL`) will implement the same methods.
+scores. With `MODELSERVE_URL` set, the same methods go over HTTP to the REST endpoints of a
+modelserve instance on a GPU host (authenticated with `MODELSERVE_TOKEN`), so that many web
+nodes share one GPU.
 """
 
+import json
+import urllib.error
+import urllib.request
 from collections import OrderedDict
 from threading import Lock
 
 from django.conf import settings
 
-from modelserve.errors import ModelUnavailable, UnknownModel
+from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
 from modelserve.inference import Classifier, Snippet, Suggestion, TokenSaliency
 from modelserve.models import ClassifierVersion
 
-__all__ = ["Snippet", "Suggestion", "TokenSaliency", "inference", "InProcessInference"]
+__all__ = ["Snippet", "Suggestion", "TokenSaliency", "inference", "InProcessInference", "HttpInference"]
 
 
 class InProcessInference:
@@ -60,13 +64,78 @@ class InProcessInference:
         return self.classifier(version).edit_map(snippet)
 
 
-_instance: InProcessInference | None = None
+class HttpInference:
+    """The same interface, served by a remote modelserve instance's REST endpoints."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def _post(self, version: str, action: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v1/models/{urllib.request.quote(version, safe='')}/{action}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Token {self.token}"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            error = {404: UnknownModel, 409: ModelUnavailable}.get(exc.code)
+            if error is UnknownModel:
+                raise UnknownModel(version) from None
+            if exc.code == 400:
+                from modelserve.inference import InvalidInput
+
+                raise InvalidInput(_detail(detail)) from None
+            raise (error or ModelserveError)(f"modelserve answered {exc.code}: {_detail(detail)}") from None
+
+    @staticmethod
+    def _snippet(snippet: Snippet) -> dict:
+        return {"prompt": snippet.prompt, "completion": snippet.completion}
+
+    @staticmethod
+    def _suggestions(items: list[dict]) -> list[Suggestion]:
+        return [Suggestion(**{**item, "snippet": Snippet(**item["snippet"])}) for item in items]
+
+    def score(self, version: str, snippets: list[Snippet]) -> list[float]:
+        return self._post(version, "score", {"snippets": [self._snippet(s) for s in snippets]})["scores"]
+
+    def saliency(self, version: str, snippet: Snippet) -> list[TokenSaliency]:
+        return [TokenSaliency(**t) for t in self._post(version, "saliency", self._snippet(snippet))["tokens"]]
+
+    def substitutions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+        body = {**self._snippet(snippet), "index": index, "limit": limit}
+        return self._suggestions(self._post(version, "substitutions", body)["suggestions"])
+
+    def insertions(self, version: str, snippet: Snippet, gap: int, limit: int = 20) -> list[Suggestion]:
+        body = {**self._snippet(snippet), "index": gap, "limit": limit}
+        return self._suggestions(self._post(version, "insertions", body)["suggestions"])
+
+    def edit_map(self, version: str, snippet: Snippet) -> list[Suggestion]:
+        return self._suggestions(self._post(version, "edit-map", self._snippet(snippet))["edits"])
 
 
-def inference() -> InProcessInference:
+def _detail(body: str) -> str:
+    try:
+        return str(json.loads(body).get("detail", body))
+    except (ValueError, AttributeError):
+        return body[:500]
+
+
+_instance: InProcessInference | HttpInference | None = None
+
+
+def inference() -> InProcessInference | HttpInference:
     """The process's inference service (created on first use, never at import: forked
     django-q2 workers must not inherit a CUDA context)."""
     global _instance
     if _instance is None:
-        _instance = InProcessInference()
+        if settings.MODELSERVE_URL:
+            _instance = HttpInference(settings.MODELSERVE_URL, settings.MODELSERVE_TOKEN)
+        else:
+            _instance = InProcessInference()
     return _instance

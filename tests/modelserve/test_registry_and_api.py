@@ -131,3 +131,31 @@ def test_a_retired_model_is_refused_and_only_pms_may_ask(api):
     client.force_authenticate(contractor)
     assert client.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 403
     assert APIClient().post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_remote_transport_returns_what_in_process_returns(live_server, checkpoint):
+    from rest_framework.authtoken.models import Token
+
+    from modelserve.interface import HttpInference, InProcessInference
+
+    services.register_checkpoint(version="remote", checkpoint_dir=str(checkpoint("remote")), base_model="tiny")
+    service_user = User.objects.create_user("modelserve-client", is_superuser=True)
+    remote = HttpInference(live_server.url, Token.objects.create(user=service_user).key)
+    local = InProcessInference()
+    snippet = Snippet(**SNIPPET)
+
+    assert remote.score("remote", [snippet]) == pytest.approx(local.score("remote", [snippet]), abs=1e-6)
+    assert remote.saliency("remote", snippet) == local.saliency("remote", snippet)
+    index = local.saliency("remote", snippet)[-1].index
+    assert [s.token for s in remote.substitutions("remote", snippet, index, limit=4)] == [
+        s.token for s in local.substitutions("remote", snippet, index, limit=4)]
+    assert remote.edit_map("remote", snippet)[0].snippet == local.edit_map("remote", snippet)[0].snippet
+
+    from modelserve.errors import UnknownModel
+    from modelserve.inference import InvalidInput
+
+    with pytest.raises(UnknownModel):
+        remote.score("nope", [snippet])
+    with pytest.raises(InvalidInput, match="empty"):
+        remote.score("remote", [Snippet("", " ")])
