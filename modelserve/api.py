@@ -11,8 +11,12 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from django.shortcuts import get_object_or_404
+
 from annotation import roles
+from modelserve import training_jobs
 from modelserve.interface import Snippet, inference
+from modelserve.models import TrainingRun
 
 MAX_TEXT = 20_000
 MAX_BATCH = 256
@@ -79,3 +83,50 @@ def insertions(request, version: str):
 def edit_map(request, version: str):
     data = _valid(SnippetInput, request)
     return Response({"edits": _suggestions(inference().edit_map(version, _snippet(data)))})
+
+
+class TrainingInput(serializers.Serializer):
+    version = serializers.SlugField(max_length=80)
+    base_model = serializers.CharField(max_length=500)
+    dataset_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=100)
+    splits = serializers.ListField(child=serializers.ChoiceField(choices=["train", "validation", "test"]),
+                                   default=["train"])
+    equal_size = serializers.BooleanField(default=False)
+    epochs = serializers.IntegerField(min_value=1, max_value=50, default=1)
+    learning_rate = serializers.FloatField(min_value=1e-7, max_value=1e-2, default=2e-5)
+    batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
+    seed = serializers.IntegerField(default=0)
+
+
+def _run_output(run) -> dict:
+    fields = ("run_id", "version", "status", "step", "steps", "loss", "eta_seconds", "manifest_hash",
+              "manifest_size", "cancel_requested", "failure", "metrics")
+    return {**{f: getattr(run, f) for f in fields}, "percent": run.percent, "heartbeat_at": run.heartbeat_at}
+
+
+@api_view(["POST"])
+def start_training(request):
+    data = _valid(TrainingInput, request)
+    run = training_jobs.start_training(
+        version=data["version"], base_model=data["base_model"], dataset_ids=data["dataset_ids"],
+        splits=data["splits"], equal_size=data["equal_size"],
+        hyperparameters={k: data[k] for k in ("epochs", "learning_rate", "batch_size", "seed")},
+    )
+    return Response(_run_output(run), status=201)
+
+
+@api_view(["GET"])
+def training_run(request, run_id: str):
+    if not roles.is_pm(request.user):
+        raise PermissionDenied("for project managers")
+    return Response(_run_output(get_object_or_404(TrainingRun, run_id=run_id)))
+
+
+@api_view(["POST"])
+def cancel_training(request, run_id: str):
+    if not roles.is_pm(request.user):
+        raise PermissionDenied("for project managers")
+    run = get_object_or_404(TrainingRun, run_id=run_id)
+    training_jobs.cancel_training(run_id=run.run_id)
+    run.refresh_from_db()
+    return Response(_run_output(run))

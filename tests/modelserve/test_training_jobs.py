@@ -132,3 +132,59 @@ def test_an_error_or_a_cancel_fails_the_run(labelled, base_model, settings, tmp_
     assert ClassifierVersion.objects.get(version="broken").status == "failed"
     with pytest.raises(ModelserveError, match="already exists"):
         training_jobs.start_training(version="broken", base_model=base_model, dataset_ids=[labelled[0].pk])
+
+
+def test_a_pm_starts_training_in_the_admin_and_watches_its_progress(labelled, base_model, settings, tmp_path,
+                                                                    client, django_user_model, monkeypatch):
+    settings.MODELSERVE_CHECKPOINT_ROOT = tmp_path / "checkpoints"
+    pm = django_user_model.objects.create_user("pm", is_staff=True, is_superuser=True)
+    client.force_login(pm)
+    response = client.post("/admin/modelserve/trainingrun/start/", {
+        "version": "from-admin", "base_model": base_model, "datasets": [labelled[0].pk], "splits": ["train"],
+        "epochs": 1, "learning_rate": 0.001, "batch_size": 2, "seed": 0,
+    })
+    assert response.status_code == 302
+    run = TrainingRun.objects.get(version="from-admin")
+    assert run.status == "finished"
+    done = client.get(f"/admin/modelserve/trainingrun/{run.pk}/progress/", HTTP_HX_REQUEST="true")
+    assert done.status_code == 286 and 'value="100"' in done.content.decode()  # polling stops
+
+    monkeypatch.setattr(training_jobs, "async_task", lambda *args, **kwargs: None)
+    running = training_jobs.start_training(version="still-running", base_model=base_model,
+                                           dataset_ids=[labelled[0].pk])
+    poll = client.get(f"/admin/modelserve/trainingrun/{running.pk}/progress/", HTTP_HX_REQUEST="true")
+    assert poll.status_code == 200 and 'hx-trigger="every 2s"' in poll.content.decode()
+    page = client.get("/admin/modelserve/trainingrun/").content.decode()
+    assert "Start training" in page and "<progress" in page and "htmx" in page
+    client.post("/admin/modelserve/trainingrun/", {"action": "cancel", "_selected_action": [running.pk]})
+    assert TrainingRun.objects.get(pk=running.pk).cancel_requested
+
+    bad = client.post("/admin/modelserve/trainingrun/start/", {
+        "version": "from-admin", "base_model": base_model, "datasets": [labelled[0].pk], "splits": ["train"],
+        "epochs": 1, "learning_rate": 0.001, "batch_size": 2, "seed": 0,
+    })
+    assert bad.status_code == 200 and "already exists" in bad.content.decode()
+
+    contractor = django_user_model.objects.create_user("someone")
+    client.force_login(contractor)
+    assert client.get("/admin/modelserve/trainingrun/start/").status_code == 302
+
+
+def test_training_through_the_api(labelled, base_model, settings, tmp_path, django_user_model, monkeypatch):
+    from rest_framework.test import APIClient
+
+    settings.MODELSERVE_CHECKPOINT_ROOT = tmp_path / "checkpoints"
+    monkeypatch.setattr(training_jobs, "async_task", lambda *args, **kwargs: None)
+    api = APIClient()
+    api.force_authenticate(django_user_model.objects.create_user("pm", is_superuser=True))
+    body = {"version": "api-run", "base_model": base_model, "dataset_ids": [labelled[0].pk], "epochs": 1}
+    started = api.post("/api/v1/training-runs", body, format="json")
+    assert started.status_code == 201 and started.json()["manifest_size"] == 6
+    run_id = started.json()["run_id"]
+    assert api.get(f"/api/v1/training-runs/{run_id}").json()["status"] == "running"
+    assert api.post(f"/api/v1/training-runs/{run_id}/cancel").json()["cancel_requested"] is True
+    assert api.post("/api/v1/training-runs", body, format="json").status_code == 400  # version taken
+    assert api.post("/api/v1/training-runs", {**body, "version": "x", "epochs": 0}, format="json").status_code == 400
+    assert api.get("/api/v1/training-runs/unknown").status_code == 404
+    api.force_authenticate(django_user_model.objects.create_user("c"))
+    assert api.get(f"/api/v1/training-runs/{run_id}").status_code == 403

