@@ -32,6 +32,7 @@ superuser: $(VENV)/.runtime
 
 ## make test: the whole suite on PostgreSQL, then the event-log contract suite on SQLite.
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
 	DATABASE_URL=$(TEST_DATABASE_URL) $(VENV)/bin/pytest
 	env -u DATABASE_URL $(VENV)/bin/pytest -m contract
 

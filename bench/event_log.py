@@ -13,8 +13,8 @@ A fresh database `advtrain_bench` is created (and left behind for inspection).
 import argparse
 import json
 import multiprocessing
-import queue
 import os
+import queue
 import statistics
 import sys
 import threading

@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-_bound: ContextVar[dict[str, Any]] = ContextVar("eventlog_metadata", default={})
+_bound: ContextVar[dict[str, Any] | None] = ContextVar("eventlog_metadata", default=None)
 
 METADATA_KEYS = ("actor", "request_id", "correlation_id", "causation_id")
 
 
 def current() -> dict[str, Any]:
-    return dict(_bound.get())
+    return dict(_bound.get() or {})
 
 
 @contextmanager
@@ -23,7 +23,7 @@ def bind(**metadata: Any):
     unknown = set(metadata) - set(METADATA_KEYS)
     if unknown:
         raise TypeError(f"unknown metadata keys: {sorted(unknown)}")
-    token = _bound.set({**_bound.get(), **{k: v for k, v in metadata.items() if v is not None}})
+    token = _bound.set({**(_bound.get() or {}), **{k: v for k, v in metadata.items() if v is not None}})
     try:
         yield
     finally:
@@ -31,7 +31,7 @@ def bind(**metadata: Any):
 
 
 def for_append(explicit: dict[str, Any] | None) -> dict[str, Any]:
-    metadata = {**_bound.get(), **(explicit or {})}
+    metadata = {**(_bound.get() or {}), **(explicit or {})}
     if "request_id" in metadata:
         metadata.setdefault("correlation_id", metadata["request_id"])
     return metadata

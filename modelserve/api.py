@@ -6,12 +6,11 @@ pages reach the interface through their own assignment (attacks app), not by ver
 
 from dataclasses import asdict
 
+from django.shortcuts import get_object_or_404
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
-
-from django.shortcuts import get_object_or_404
 
 from annotation import roles
 from modelserve import training_jobs

@@ -29,7 +29,8 @@ from modelserve.events import (
     TrainingProgressed,
     TrainingStarted,
 )
-from modelserve.inference import Classifier, Snippet as Text
+from modelserve.inference import Classifier
+from modelserve.inference import Snippet as Text
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
 from modelserve.training import Cancelled, Example, train, upsample
@@ -164,10 +165,8 @@ def _train(run: TrainingRun) -> dict:
 
 def _validation_metrics(run: TrainingRun, model, tokenizer) -> dict:
     """Accuracy and the rates at 0.5 on the validation split of the run's datasets, if any."""
-    from modelserve.manifest import build_manifest as manifest_of
-
     try:
-        held_out = manifest_of(dataset_ids=run.spec["dataset_ids"], splits=["validation"])
+        held_out = build_manifest(dataset_ids=run.spec["dataset_ids"], splits=["validation"])
     except ModelserveError:
         return {}
     texts = dict((str(pk), (p, c)) for pk, p, c in Snippet.objects.filter(

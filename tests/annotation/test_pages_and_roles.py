@@ -116,7 +116,7 @@ def test_htmx_posts_need_the_csrf_token(world):
     assert client.post(url, {"answer": "injurious"}, HTTP_HX_REQUEST="true").status_code == 403
     page = client.get(f"/work/{world['dataset'].pk}/label/")
     token = page.cookies["csrftoken"].value
-    assert f'"x-csrftoken": "' in page.content.decode()  # htmx sends it from the body's hx-headers
+    assert '"x-csrftoken": "' in page.content.decode()  # htmx sends it from the body's hx-headers
     response = client.post(url, {"answer": "injurious"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
     assert response.status_code == 200
     assert Assignment.objects.get(pk=world["task"].pk).state == "submitted"

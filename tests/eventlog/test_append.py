@@ -4,6 +4,7 @@ import uuid
 
 import pydantic
 import pytest
+
 from eventlog import context
 from eventlog.errors import ConcurrencyConflict, EventIdConflict, InvalidPayload, UnknownEventType
 from eventlog.models import Event

@@ -5,7 +5,6 @@ import json
 from datetime import timedelta
 
 import pytest
-import torch
 from django.utils import timezone
 from transformers import AutoModelForSequenceClassification
 
