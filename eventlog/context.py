@@ -14,10 +14,6 @@ _bound: ContextVar[dict[str, Any] | None] = ContextVar("eventlog_metadata", defa
 METADATA_KEYS = ("actor", "request_id", "correlation_id", "causation_id")
 
 
-def current() -> dict[str, Any]:
-    return dict(_bound.get() or {})
-
-
 @contextmanager
 def bind(**metadata: Any):
     unknown = set(metadata) - set(METADATA_KEYS)
