@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from annotation import roles, selectors, services
 from annotation.models import Assignment, Dataset, TaskKind
+from eventlog.idempotency import idempotent_api
 
 
 class AnswerInput(serializers.Serializer):
@@ -41,6 +42,7 @@ def _own_task(request, task_id: UUID) -> Assignment:
 
 
 @api_view(["POST"])
+@idempotent_api
 def next_task(request, dataset_id: int, kind: str):
     _contractor(request)
     if kind not in TaskKind.values:
@@ -53,6 +55,7 @@ def next_task(request, dataset_id: int, kind: str):
 
 
 @api_view(["POST"])
+@idempotent_api
 def answer(request, task_id: UUID):
     _contractor(request)
     data = AnswerInput(data=request.data)
@@ -63,6 +66,7 @@ def answer(request, task_id: UUID):
 
 
 @api_view(["POST"])
+@idempotent_api
 def skip(request, task_id: UUID):
     _contractor(request)
     services.release_task(user=request.user, task_id=_own_task(request, task_id).task_id)

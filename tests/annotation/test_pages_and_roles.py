@@ -209,3 +209,30 @@ def test_admin_import_refuses_a_bad_file_whole_and_accepts_a_good_one(world):
     response = client.post(url, {"file": good, "source": "initial", "split": "test"})
     assert response.status_code == 302
     assert Snippet.objects.filter(split="test", prompt="New prompt").exists()
+
+
+def test_api_writes_honour_idempotency_keys(world):
+    from eventlog.models import Event
+
+    client = client_for(world["people"]["contractor"])
+    url = f"/api/v1/tasks/{world['task'].task_id}/answer"
+    before = Event.objects.filter(type="annotation.label_submitted").count()
+    first = client.post(url, {"answer": "injurious"}, HTTP_IDEMPOTENCY_KEY="k-1")
+    retry = client.post(url, {"answer": "injurious"}, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json() and retry["Idempotent-Replayed"] == "true"
+    assert Event.objects.filter(type="annotation.label_submitted").count() == before + 1
+
+    changed = client.post(url, {"answer": "not_injurious"}, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert changed.status_code == 422 and "different request" in changed.json()["detail"]
+
+    served = client.post(f"/api/v1/work/{world['dataset'].pk}/label/next", HTTP_IDEMPOTENCY_KEY="n-1")
+    again = client.post(f"/api/v1/work/{world['dataset'].pk}/label/next", HTTP_IDEMPOTENCY_KEY="n-1")
+    assert served.json()["task_id"] == again.json()["task_id"]
+
+    refused = client.post(f"/api/v1/tasks/{served.json()['task_id']}/answer", {"answer": "maybe"},
+                          HTTP_IDEMPOTENCY_KEY="k-2")
+    assert refused.status_code == 400  # not stored: the corrected retry goes through
+    fixed = client.post(f"/api/v1/tasks/{served.json()['task_id']}/answer", {"answer": "injurious"},
+                        HTTP_IDEMPOTENCY_KEY="k-2")
+    assert fixed.status_code == 200
