@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 
 
 class AnnotationConfig(AppConfig):
@@ -8,14 +7,6 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
 
     def ready(self) -> None:
-        post_migrate.connect(_ensure_expiry_schedule, sender=self)
+        from eventlog.scheduling import every_minutes
 
-
-def _ensure_expiry_schedule(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.using(kwargs.get("using", "default")).update_or_create(
-        name="annotation.expire_holds",
-        defaults={"func": "annotation.tasks.expire_holds", "schedule_type": Schedule.MINUTES, "minutes": 1,
-                  "repeats": -1},
-    )
+        every_minutes(self, name="annotation.expire_holds", func="annotation.tasks.expire_holds", minutes=1)

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -10,21 +9,9 @@ class EventlogConfig(AppConfig):
     verbose_name = "Event log"
 
     def ready(self) -> None:
+        from eventlog import readmodels  # noqa: F401  (registers the log's own projection)
+        from eventlog.scheduling import every_minutes
+
         # Each app declares its event types in events.py and read models in projections.py.
         autodiscover_modules("events", "projections")
-        from eventlog import readmodels  # noqa: F401  (registers the log's own projection)
-        post_migrate.connect(_ensure_projection_schedule, sender=self)
-
-
-def _ensure_projection_schedule(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.using(kwargs.get("using", "default")).update_or_create(
-        name="eventlog.run_projections",
-        defaults={
-            "func": "eventlog.tasks.run_projections",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+        every_minutes(self, name="eventlog.run_projections", func="eventlog.tasks.run_projections", minutes=1)

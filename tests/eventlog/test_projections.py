@@ -171,3 +171,13 @@ def test_consumer_killed_mid_batch_then_restarted_equals_a_replay():
 
     projections.rebuild(projection)
     assert tick_rows() == restarted
+
+
+@pytest.mark.django_db
+def test_every_recurring_job_is_scheduled_once():
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    call_command("migrate", verbosity=0)  # a second migrate must not duplicate schedules
+    names = list(Schedule.objects.values_list("name", flat=True))
+    assert sorted(names) == ["annotation.expire_holds", "eventlog.run_projections", "modelserve.fail_stale_runs"]
