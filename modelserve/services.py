@@ -1,12 +1,13 @@
 """Registry commands: register a checkpoint, promote it, retire it. Each appends an event."""
 
+import re
 from pathlib import Path
 
 from transformers import AutoConfig
 
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
-from modelserve.errors import BadCheckpoint, ModelUnavailable, UnknownModel
-from modelserve.events import ClassifierPromoted, ClassifierRegistered, ClassifierRetired
+from modelserve.errors import BadCheckpoint, ModelserveError, ModelUnavailable, UnknownModel
+from modelserve.events import VERSION_PATTERN, ClassifierPromoted, ClassifierRegistered, ClassifierRetired
 from modelserve.models import ClassifierVersion
 
 
@@ -26,6 +27,7 @@ def register_checkpoint(
     manifest_size: int | None = None,
 ) -> ClassifierVersion:
     """Register a ready checkpoint folder (Hugging Face format) under a new version name."""
+    check_version_name(version)
     folder = Path(checkpoint_dir)
     try:
         AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -33,7 +35,7 @@ def register_checkpoint(
         raise BadCheckpoint(f"{checkpoint_dir} is not a Hugging Face checkpoint folder: {exc}") from None
     payload = ClassifierRegistered(
         version=version,
-        base_model=base_model,
+        base_model=str(base_model),
         checkpoint_dir=str(folder.resolve()),
         status="ready",
         training_run=training_run,
@@ -44,6 +46,11 @@ def register_checkpoint(
     )
     append([NewEvent(_stream(version), payload)], expected={_stream(version): NO_STREAM})
     return ClassifierVersion.objects.get(version=version)
+
+
+def check_version_name(version: str) -> None:
+    if not re.fullmatch(VERSION_PATTERN, version):
+        raise ModelserveError("a version name is lowercase letters, digits, '.', '_' and '-' (up to 80)")
 
 
 def _existing(version: str) -> ClassifierVersion:

@@ -33,6 +33,7 @@ from modelserve.inference import Classifier
 from modelserve.inference import Snippet as Text
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
+from modelserve.services import check_version_name
 from modelserve.training import Cancelled, Example, train, upsample
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ def start_training(
     equal_size: bool = False, hyperparameters: dict | None = None,
 ) -> TrainingRun:
     """Build the manifest, record the run and a classifier in training, queue the job."""
+    check_version_name(version)
+    base_model = str(base_model)
     if ClassifierVersion.objects.filter(version=version).exists():
         raise ModelserveError(f"classifier {version!r} already exists")
     hyper = {**DEFAULTS, **(hyperparameters or {})}

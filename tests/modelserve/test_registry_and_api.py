@@ -159,3 +159,20 @@ def test_the_remote_transport_returns_what_in_process_returns(live_server, check
         remote.score("nope", [snippet])
     with pytest.raises(InvalidInput, match="empty"):
         remote.score("remote", [Snippet("", " ")])
+
+
+def test_register_classifier_command(checkpoint):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("register_classifier", "cmd-v1", str(checkpoint("cmd")), "--promote", stdout=out)
+    assert "registered cmd-v1 and promoted it" in out.getvalue()
+    assert ClassifierVersion.objects.get(version="cmd-v1").promoted
+    call_command("register_classifier", "minilm-base", stdout=out)  # the shipped MiniLM by default
+    assert ClassifierVersion.objects.get(version="minilm-base").status == "ready"
+    with pytest.raises(CommandError, match="not a Hugging Face checkpoint"):
+        call_command("register_classifier", "bad", "/nonexistent")
+    with pytest.raises(CommandError, match="a version name is"):
+        call_command("register_classifier", "Bad Name!")
