@@ -12,7 +12,7 @@ PostgreSQL the append lock is held until the outermost commit.
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -392,16 +392,6 @@ def read(
 def read_stream(stream: Stream) -> list[StoredEvent]:
     qs = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).order_by("version")
     return [_to_stored(row) for row in qs.values_list(*_COLUMNS)]
-
-
-def iterate(*, after: int = 0, types: Iterable[str] | None = None, page: int = 2000) -> Iterator[StoredEvent]:
-    """Every event after `after`, read in keyset pages (constant memory)."""
-    while True:
-        batch = read(after=after, types=types, limit=page)
-        yield from batch
-        if len(batch) < page:
-            return
-        after = batch[-1].position
 
 
 def head_position() -> int:
