@@ -93,22 +93,25 @@ def _relax_durability() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, bool]:
+def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | None = None) -> tuple[int, bool]:
     """Apply one batch in one transaction. Returns (events applied, caught up).
 
     No upper bound is needed on the read: positions follow commit order, so once an event
-    is visible every event before it is committed (or rolled back) and visible too.
+    is visible every event before it is committed (or rolled back) and visible too. A writer
+    waiting for its own events (`target`) stops as soon as the checkpoint covers them.
     """
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(savepoint=not own_transaction):
-        if own_transaction:
-            _relax_durability()
         checkpoint = _checkpoint(projection.name, wait=wait)
         if checkpoint is None:
             return 0, True  # another consumer holds it
+        if target is not None and checkpoint.position >= target:
+            return 0, True
         events = store.read(after=checkpoint.position, types=projection.event_types, limit=batch_size)
         if not events:
             return 0, True
+        if own_transaction:
+            _relax_durability()
         projection.apply(events)
         moved = ProjectionCheckpoint.objects.filter(
             name=projection.name, position=checkpoint.position
@@ -118,14 +121,18 @@ def _step(projection: Projection, *, wait: bool, batch_size: int) -> tuple[int, 
         return len(events), len(events) < batch_size
 
 
-def advance(projection: Projection, *, wait: bool = False, batch_size: int | None = None) -> int:
+def advance(
+    projection: Projection, *, wait: bool = False, batch_size: int | None = None, target: int | None = None
+) -> int:
     """Apply every committed event the projection has not seen. Returns how many were applied.
 
     With wait=False a projection held by another consumer is skipped; wait=True queues.
     """
     applied = 0
     while True:
-        count, caught_up = _step(projection, wait=wait, batch_size=batch_size or projection.batch_size)
+        count, caught_up = _step(
+            projection, wait=wait, batch_size=batch_size or projection.batch_size, target=target
+        )
         applied += count
         if caught_up:
             return applied
@@ -140,7 +147,7 @@ def catch_up_to(projection: Projection, position: int) -> None:
     """
     covered = ProjectionCheckpoint.objects.filter(name=projection.name, position__gte=position)
     if not covered.exists():
-        advance(projection, wait=True)
+        advance(projection, wait=True, target=position)
 
 
 def run_all(names: Iterable[str] | None = None) -> dict[str, int]:
