@@ -3,6 +3,7 @@
 import pytest
 from django.test import Client
 
+from annotation import services
 from annotation.models import Assignment, Role
 from annotation.services import SnippetInput, import_snippets, next_task, submit_label
 from tests.annotation.conftest import make_member
@@ -13,7 +14,7 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 @pytest.fixture
-def world(dataset, vendor, other_vendor, pm):
+def world(dataset, vendor, other_vendor, pm, monkeypatch):
     import_snippets(
         dataset=dataset,
         rows=[SnippetInput(f"Prompt {i} {XSS}", f"Completion {i} {XSS}", "initial", "train", i) for i in range(30)],
@@ -26,15 +27,13 @@ def world(dataset, vendor, other_vendor, pm):
         "pm": pm,
     }
     colleague = make_member("bob", Role.CONTRACTOR, vendor)
-    first = next_task(user=colleague, dataset=dataset)
-    submit_label(user=colleague, task_id=first.task_id, label="not_injurious")
-    # alice holds a task on the snippet bob labelled "not_injurious"
-    task = next_task(user=people["contractor"], dataset=dataset)
-    while task.work_item_id != first.work_item_id:
-        from annotation.services import release_task
-
-        release_task(user=people["contractor"], task_id=task.task_id)
+    # Serve in queue order (no random pick): bob and then alice get the oldest snippet.
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "CANDIDATES", 1)
+        first = next_task(user=colleague, dataset=dataset)
+        submit_label(user=colleague, task_id=first.task_id, label="not_injurious")
         task = next_task(user=people["contractor"], dataset=dataset)
+    assert task.work_item_id == first.work_item_id  # alice holds the snippet bob labelled
     return {"dataset": dataset, "people": people, "task": task}
 
 
