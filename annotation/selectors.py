@@ -10,9 +10,18 @@ from django.db.models import Count, Q
 from sklearn.metrics import cohen_kappa_score
 
 from annotation import roles
+from annotation.errors import TaskNotFound
 from annotation.models import Assignment, ComparisonPair, Dataset, Label, Snippet, TaskKind, WorkItem
 
 LABEL_CODES = {Label.INJURIOUS: 0, Label.NOT_INJURIOUS: 1, Label.UNSURE: 2}
+
+
+def own_task(user, task_id) -> Assignment:
+    """A task served to this user (with its work item and dataset); TaskNotFound otherwise."""
+    task = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=user).first()
+    if task is None:
+        raise TaskNotFound()
+    return task
 
 
 def task_content(task: Assignment) -> dict:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from uuid6 import uuid7
 
 from annotation import projections, roles
-from annotation.errors import InvalidAnswer, NotAllowed, TaskGone, TaskNotFound
+from annotation.errors import InvalidAnswer, NotAllowed, TaskGone
 from annotation.events import (
     ComparisonCreated,
     ComparisonSubmitted,
@@ -30,6 +30,7 @@ from annotation.events import (
     TaskServed,
 )
 from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
+from annotation.selectors import own_task
 from eventlog.errors import ConcurrencyConflict
 from eventlog.store import NewEvent, Stream, append
 
@@ -211,7 +212,7 @@ def _release(assignment: Assignment, reason: str) -> int:
 
 def release_task(*, user, task_id: UUID) -> None:
     """The contractor skips a task they hold."""
-    assignment = _own_assignment(user, task_id)
+    assignment = own_task(user, task_id)
     if assignment.state == Assignment.State.HELD:
         _release(assignment, "skipped")
 
@@ -225,13 +226,6 @@ def reassign_task(*, task_id: UUID) -> bool:
 
 
 # -- answers ------------------------------------------------------------------------------
-
-
-def _own_assignment(user, task_id: UUID) -> Assignment:
-    assignment = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=user).first()
-    if assignment is None:
-        raise TaskNotFound()
-    return assignment
 
 
 def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment:
@@ -254,14 +248,14 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
             )
         except ConcurrencyConflict:
             projections.catch_up()
-            assignment = _own_assignment(user, assignment.task_id)
+            assignment = own_task(user, assignment.task_id)
             continue
-        return _own_assignment(user, assignment.task_id)
+        return own_task(user, assignment.task_id)
     raise TaskGone("this task is too busy to answer now; try again")
 
 
 def submit_label(*, user, task_id: UUID, label: str, assignment: Assignment | None = None) -> Assignment:
-    assignment = assignment or _own_assignment(user, task_id)
+    assignment = assignment or own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.LABEL:
         raise InvalidAnswer("not a labelling task")
     _check_label(assignment.work_item.dataset, label)
@@ -272,13 +266,13 @@ def submit_label(*, user, task_id: UUID, label: str, assignment: Assignment | No
 
 def correct_label(*, user, task_id: UUID, label: str) -> Assignment:
     """A labeller changes their own earlier label; a new event, the old one stays."""
-    assignment = _own_assignment(user, task_id)
+    assignment = own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.LABEL or assignment.state != Assignment.State.SUBMITTED:
         raise InvalidAnswer("only a submitted label can be corrected")
     _check_label(assignment.work_item.dataset, label)
     if assignment.answer != label:
         append([NewEvent(_stream(assignment.work_item), LabelCorrected(task_id=task_id, label=label))])
-    return _own_assignment(user, task_id)
+    return own_task(user, task_id)
 
 
 def _check_label(dataset: Dataset, label: str) -> None:
@@ -290,7 +284,7 @@ def _check_label(dataset: Dataset, label: str) -> None:
 def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
     if choice not in ("first", "second", "same"):
         raise InvalidAnswer("choice must be first, second or same")
-    assignment = _own_assignment(user, task_id)
+    assignment = own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.COMPARISON:
         raise InvalidAnswer("not a comparison task")
     return _submit(
@@ -302,7 +296,7 @@ def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
 def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
     if not isinstance(rating, int) or not 1 <= rating <= 10:
         raise InvalidAnswer("rating must be a whole number from 1 to 10")
-    assignment = _own_assignment(user, task_id)
+    assignment = own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.RATING:
         raise InvalidAnswer("not a rating task")
     return _submit(
@@ -313,7 +307,7 @@ def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
 
 def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
     """An answer as typed or clicked, whatever the task's kind."""
-    assignment = _own_assignment(user, task_id)
+    assignment = own_task(user, task_id)
     kind = assignment.work_item.kind
     if kind == TaskKind.LABEL:
         return submit_label(user=user, task_id=task_id, label=raw, assignment=assignment)

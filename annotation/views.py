@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import roles, selectors, services
-from annotation.errors import AnnotationError
+from annotation.errors import AnnotationError, TaskNotFound
 from annotation.models import Dataset, Label, TaskKind
 
 KINDS = {kind.value: kind for kind in TaskKind}
@@ -103,11 +103,10 @@ def skip(request, task_id: UUID):
 
 
 def _act(request, task_id, action):
-    from annotation.models import Assignment
-
-    task = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=request.user).first()
-    if task is None:
-        raise Http404("no such task of yours")
+    try:
+        task = selectors.own_task(request.user, task_id)
+    except TaskNotFound:
+        raise Http404("no such task of yours") from None
     dataset, kind = task.work_item.dataset, task.work_item.kind
     try:
         action(task)

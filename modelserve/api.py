@@ -8,8 +8,8 @@ from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers
-from rest_framework.decorators import api_view
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from annotation import roles
@@ -35,9 +35,23 @@ class PositionInput(SnippetInput):
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
 
+class ProjectManagersOnly(BasePermission):
+    message = "for project managers"
+
+    def has_permission(self, request, view):
+        return roles.is_pm(request.user)
+
+
+def pm_endpoint(methods):
+    """A REST view for project managers only (401 anonymous, 403 anyone else)."""
+
+    def decorate(view):
+        return api_view(methods)(permission_classes([ProjectManagersOnly])(view))
+
+    return decorate
+
+
 def _valid(serializer_class, request):
-    if not roles.is_pm(request.user):
-        raise PermissionDenied("for project managers")
     data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
@@ -51,34 +65,34 @@ def _suggestions(items):
     return [{**asdict(s), "snippet": asdict(s.snippet)} for s in items]
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def score(request, version: str):
     data = _valid(ScoreInput, request)
     scores = inference().score(version, [_snippet(s) for s in data["snippets"]])
     return Response({"version": version, "scores": scores})
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def saliency(request, version: str):
     data = _valid(SnippetInput, request)
     return Response({"tokens": [asdict(t) for t in inference().saliency(version, _snippet(data))]})
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def substitutions(request, version: str):
     data = _valid(PositionInput, request)
     items = inference().substitutions(version, _snippet(data), data["index"], limit=data["limit"])
     return Response({"suggestions": _suggestions(items)})
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def insertions(request, version: str):
     data = _valid(PositionInput, request)
     items = inference().insertions(version, _snippet(data), data["index"], limit=data["limit"])
     return Response({"suggestions": _suggestions(items)})
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def edit_map(request, version: str):
     data = _valid(SnippetInput, request)
     return Response({"edits": _suggestions(inference().edit_map(version, _snippet(data)))})
@@ -103,7 +117,7 @@ def _run_output(run) -> dict:
     return {**{f: getattr(run, f) for f in fields}, "percent": run.percent, "heartbeat_at": run.heartbeat_at}
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def start_training(request):
     data = _valid(TrainingInput, request)
     run = training_jobs.start_training(
@@ -114,17 +128,13 @@ def start_training(request):
     return Response(_run_output(run), status=201)
 
 
-@api_view(["GET"])
+@pm_endpoint(["GET"])
 def training_run(request, run_id: str):
-    if not roles.is_pm(request.user):
-        raise PermissionDenied("for project managers")
     return Response(_run_output(get_object_or_404(TrainingRun, run_id=run_id)))
 
 
-@api_view(["POST"])
+@pm_endpoint(["POST"])
 def cancel_training(request, run_id: str):
-    if not roles.is_pm(request.user):
-        raise PermissionDenied("for project managers")
     run = get_object_or_404(TrainingRun, run_id=run_id)
     training_jobs.cancel_training(run_id=run.run_id)
     run.refresh_from_db()
