@@ -162,6 +162,12 @@ MODELSERVE_TOKEN = os.environ.get("MODELSERVE_TOKEN", "")
 # Where training runs write their checkpoints (Hugging Face folders) and manifests.
 MODELSERVE_CHECKPOINT_ROOT = Path(os.environ.get("MODELSERVE_CHECKPOINT_ROOT", VAR_DIR / "checkpoints"))
 
+# Text generation (paraphrases, story completions): an OpenAI-compatible endpoint, else a local causal LM folder.
+GENERATOR_DIR = os.environ.get("GENERATOR_DIR") or None
+GENERATOR_URL = os.environ.get("GENERATOR_URL", "")
+GENERATOR_API_KEY = os.environ.get("GENERATOR_API_KEY", "")
+GENERATOR_MODEL = os.environ.get("GENERATOR_MODEL", "")
+
 # The event log's guard triggers refuse DELETE/TRUNCATE. Only the test settings allow
 # `manage.py flush` to suspend them (Django's TransactionTestCase flushes between tests).
 EVENTLOG_ALLOW_FLUSH = False

@@ -110,9 +110,9 @@ class TrainingRunAdmin(ReadOnly, admin.ModelAdmin):
             else:
                 messages.success(request, f"Training {run.version}: {run.manifest_size} snippets.")
                 return redirect("admin:modelserve_trainingrun_changelist")
-        context = {**self.admin_site.each_context(request), "title": "Start training", "form": form,
+        context = {**self.admin_site.each_context(request), "title": "Start training", "form": form, "submit_label": "Start",
                    "opts": self.model._meta}
-        return render(request, "admin/modelserve/start_training.html", context)
+        return render(request, "admin/form_page.html", context)
 
 
 def _bar(run: TrainingRun) -> str:

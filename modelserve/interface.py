@@ -19,6 +19,7 @@ from threading import Lock
 from django.conf import settings
 
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
+from modelserve.generation import GenerationError, Generator, LocalCausalLM, OpenAICompatible
 from modelserve.inference import Classifier, Snippet, Suggestion, TokenSaliency
 from modelserve.models import ClassifierVersion
 
@@ -139,3 +140,24 @@ def inference() -> InProcessInference | HttpInference:
         else:
             _instance = InProcessInference()
     return _instance
+
+
+_local_generator: LocalCausalLM | None = None
+_local_generator_lock = Lock()
+
+
+def generator() -> Generator:
+    """The configured text generator: an OpenAI-compatible endpoint when `GENERATOR_URL` is
+    set, else the causal LM in `GENERATOR_DIR` (loaded once per process, on first use)."""
+    global _local_generator
+    if settings.GENERATOR_URL:
+        return OpenAICompatible(settings.GENERATOR_URL, api_key=settings.GENERATOR_API_KEY,
+                                model=settings.GENERATOR_MODEL)
+    if not settings.GENERATOR_DIR:
+        raise GenerationError("no generator is configured: set GENERATOR_DIR or GENERATOR_URL")
+    name = f"local:{settings.GENERATOR_DIR}"
+    with _local_generator_lock:
+        if _local_generator is None or _local_generator.name != name:
+            _local_generator = None  # free the previous model before loading another
+            _local_generator = LocalCausalLM(settings.GENERATOR_DIR)
+        return _local_generator

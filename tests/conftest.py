@@ -3,6 +3,14 @@ import threading
 import pytest
 from django.db import connection, connections
 
+from tests.tiny_models import make_tokenizer
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory):
+    """A WordPiece tokenizer over the tiny models' vocabulary."""
+    return make_tokenizer(tmp_path_factory.mktemp("vocab"))
+
 
 @pytest.fixture
 def vendor():

@@ -12,7 +12,7 @@ from modelserve.errors import BadCheckpoint, ModelUnavailable
 from modelserve.inference import Classifier, Snippet
 from modelserve.interface import inference
 from modelserve.models import ClassifierVersion
-from tests.modelserve.conftest import tiny
+from tests.tiny_models import save_checkpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -22,15 +22,7 @@ SNIPPET = {"prompt": "the knight walked home .", "completion": "he fell and brok
 @pytest.fixture
 def checkpoint(tmp_path, tokenizer):
     def save(name, kind="bert", seed=7):
-        model = tiny(kind)
-        torch.manual_seed(seed)
-        with torch.no_grad():  # weights of its own for each seed
-            for parameter in model.parameters():
-                parameter.add_(torch.randn_like(parameter) * 0.1)
-        folder = tmp_path / name
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return folder
+        return save_checkpoint(tmp_path / name, tokenizer, kind=kind, seed=seed)
 
     return save
 
