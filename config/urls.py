@@ -7,6 +7,7 @@ urlpatterns = [
     path("", annotation_views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.urls")),
+    path("", include("attacks.urls")),
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("modelserve.api_urls")),
     path("admin/", admin.site.urls),

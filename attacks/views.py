@@ -1,0 +1,142 @@
+"""Attack pages (HTMX). Thin: parse, call services, render. Nothing here names a classifier."""
+
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation import roles
+from attacks import selectors, services
+from attacks.errors import AttackError, SessionNotFound
+from attacks.models import Campaign
+
+TEMPLATE = "attacks/attack_page.html"
+
+
+def contractor_only(view):
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not roles.can_label(request.user):
+            raise PermissionDenied("only contractors attack")
+        return view(request, *args, **kwargs)
+
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+@require_GET
+@contractor_only
+def attack_home(request):
+    return render(request, "attacks/attack_home.html", {"campaigns": selectors.open_campaigns()})
+
+
+@require_GET
+@contractor_only
+def attack_page(request, campaign_id: UUID):
+    campaign = get_object_or_404(selectors.open_campaigns(), pk=campaign_id)
+    try:
+        session = services.start_session(user=request.user, campaign=campaign)
+    except AttackError as exc:
+        return render(request, "attacks/attack_home.html",
+                      {"campaigns": selectors.open_campaigns(), "error": str(exc)}, status=exc.status_code)
+    return render(request, TEMPLATE, _context(session, "", ""))
+
+
+def _context(session, prompt, completion, **extra) -> dict:
+    campaign = session.campaign
+    return {"session": session, "campaign": campaign, "tools": campaign.kind == Campaign.Kind.TOOL_ASSISTED,
+            "threshold": campaign.threshold, "prompt": prompt, "completion": completion, **extra}
+
+
+def _respond(request, session, partial: str, context: dict, status: int = 200):
+    template = f"{TEMPLATE}#{partial}" if request.htmx else TEMPLATE
+    return render(request, template, context, status=status)
+
+
+def _session_action(view):
+    """Load the contractor's own session and turn refusals into the partial with a message."""
+
+    @require_POST
+    @contractor_only
+    def wrapped(request, session_id: UUID):
+        try:
+            session = services.own_session(request.user, session_id)
+        except SessionNotFound:
+            raise Http404("no such attack session of yours") from None
+        except AttackError as exc:
+            return HttpResponse(str(exc), status=exc.status_code)
+        prompt, completion = request.POST.get("prompt", ""), request.POST.get("completion", "")
+        try:
+            return view(request, session, prompt, completion)
+        except AttackError as exc:
+            context = _context(session, prompt, completion, error=str(exc))
+            return _respond(request, session, _ERROR_PARTIAL.get(view.__name__, "score"), context, exc.status_code)
+
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+_ERROR_PARTIAL = {"suggest": "suggestions", "submit": "score"}
+
+
+@_session_action
+def score(request, session, prompt, completion):
+    scored = services.score_attempt(user=request.user, session_id=session.pk, prompt=prompt, completion=completion)
+    return _respond(request, session, "score", _context(session, prompt, completion, scored=scored,
+                                                          parts=_token_parts(scored.tokens)))
+
+
+@_session_action
+def apply(request, session, prompt, completion):
+    """One click on a suggestion: the editor with its text, scored."""
+    scored = services.score_attempt(user=request.user, session_id=session.pk, prompt=prompt, completion=completion)
+    return _respond(request, session, "editor", _context(session, scored.prompt, scored.completion, scored=scored,
+                                                           parts=_token_parts(scored.tokens)))
+
+
+@_session_action
+def suggest(request, session, prompt, completion):
+    tool = request.POST.get("tool", "")
+    raw_index = request.POST.get("index", "")
+    index = int(raw_index) if raw_index.lstrip("-").isdigit() else None
+    found = services.suggest(user=request.user, session_id=session.pk, prompt=prompt, completion=completion,
+                             tool=tool, index=index)
+    return _respond(request, session, "suggestions",
+                    _context(session, prompt, completion, suggestions=found, tool=tool))
+
+
+@_session_action
+def submit(request, session, prompt, completion):
+    services.submit_attack(user=request.user, session_id=session.pk, prompt=prompt, completion=completion,
+                           asserted_injurious=request.POST.get("injurious") == "on")
+    done = "Submitted. It goes to labelling; it counts as a success once labellers confirm it is injurious."
+    return _respond(request, session, "editor", _context(session, "", "", notice=done))
+
+
+@_session_action
+def leave(request, session, prompt, completion):
+    services.leave_session(user=request.user, session_id=session.pk)
+    return HttpResponse(status=204)
+
+
+def _token_parts(tokens) -> list[tuple[str, list[dict], int]]:
+    """Tokens of the prompt and of the completion, for highlighting: (part, tokens, end gap)."""
+    if tokens is None:
+        return []
+    parts = []
+    for part in ("prompt", "completion"):
+        rows = [
+            {"index": t.index, "text": _readable(t.token), "weight": round(t.saliency, 3),
+             "gap": not t.token.startswith("##")}
+            for t in tokens if t.part == part
+        ]
+        if rows:
+            parts.append((part, rows, rows[-1]["index"] + 1))
+    return parts
+
+
+def _readable(token: str) -> str:
+    return token.removeprefix("##").replace("\u2581", " ").replace("\u0120", " ")

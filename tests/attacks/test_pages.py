@@ -1,0 +1,144 @@
+"""The attack pages in the test client, with HTMX headers as the browser sends them."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Role, Snippet
+from attacks import services
+from attacks.models import Submission
+from eventlog.models import Event
+from tests.annotation.conftest import make_member
+from tests.attacks.conftest import CATCHES_ALL, LETS_THROUGH
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+TEXT = {"prompt": "the knight walked home on the road .", "completion": "he fell and broke his arm ."}
+
+
+@pytest.fixture
+def tool_campaign(dataset, register):
+    register("page-v1", bias=LETS_THROUGH)
+    return services.open_campaign(name="Rewrite", kind="tool_assisted", dataset=dataset, target_version="page-v1")
+
+
+def open_page(client, campaign) -> str:
+    page = client.get(reverse("attacks:attack_page", args=[campaign.pk]))
+    assert page.status_code == 200
+    return re.search(r"/attack/session/([0-9a-f-]{36})/score", page.content.decode()).group(1)
+
+
+@pytest.fixture
+def contractor_client(attackers):
+    client = Client()
+    client.force_login(attackers[0])
+    return client
+
+
+def url(name, session_id):
+    return reverse(f"attacks:{name}", args=[session_id])
+
+
+def test_the_page_lists_open_campaigns_and_starts_a_timed_session(contractor_client, tool_campaign):
+    home = contractor_client.get(reverse("attacks:attack_home"))
+    assert "Rewrite" in home.content.decode()
+    session_id = open_page(contractor_client, tool_campaign)
+    assert Event.objects.filter(type="attacks.session_started", stream_id=session_id).exists()
+
+
+def test_the_score_partial_holds_the_score_the_submit_button_and_the_highlighted_tokens(contractor_client,
+                                                                                        tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    response = contractor_client.post(url("score", session_id), TEXT, **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html  # a partial, not the page
+    assert "below the threshold" in html and "disabled" not in html.split("Submit attack")[0].rsplit("<button", 1)[1]
+    tokens = re.findall(r'class="token" style="background: rgba\(230, 80, 0, ([0-9.]+)\)"', html)
+    assert len(tokens) == len("the knight walked home on the road . he fell and broke his arm .".split())
+    assert max(float(t) for t in tokens) == 1.0  # the most salient token is fully highlighted
+    assert '"tool": "insertions"' in html and '"tool": "substitutions"' in html
+
+
+def test_the_submit_button_is_disabled_while_the_classifier_catches_the_text(dataset, register, attackers):
+    register("page-strong", bias=CATCHES_ALL)
+    campaign = services.open_campaign(name="Hard", kind="manual", dataset=dataset, target_version="page-strong")
+    client = Client()
+    client.force_login(attackers[0])
+    session_id = open_page(client, campaign)
+    html = client.post(url("score", session_id), TEXT, **HTMX).content.decode()
+    assert "the classifier catches this" in html
+    assert re.search(r"<button[^>]*disabled[^>]*>Submit attack", html, re.S)
+    assert "token" not in html  # no rewrite tools on a manual campaign's page
+    refused = client.post(url("submit", session_id), {**TEXT, "injurious": "on"}, **HTMX)
+    assert refused.status_code == 400 and "at or above the threshold" in refused.content.decode()
+    assert not Snippet.objects.exists()
+
+
+def test_the_dropdown_lists_suggestions_sorted_by_score_and_one_click_applies_one(contractor_client, tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    dropdown = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 11},
+                                      **HTMX)
+    html = dropdown.content.decode()
+    scores = [float(s) for s in re.findall(r'<span class="muted">([0-9.]+)</span>', html)]
+    assert dropdown.status_code == 200 and scores and scores == sorted(scores)
+    first = re.search(r'name="prompt" value="([^"]*)">\s*<input type="hidden" name="completion" value="([^"]*)">',
+                      html)
+    applied = contractor_client.post(url("apply", session_id),
+                                     {"prompt": first.group(1), "completion": first.group(2)}, **HTMX)
+    assert applied.status_code == 200 and f">{first.group(2)}</textarea>" in applied.content.decode()
+    last = Event.objects.filter(type="attacks.attempt_scored").latest("position")
+    assert last.payload["completion"] == first.group(2)
+    tools = list(Event.objects.filter(type="attacks.tool_queried").values_list("payload__tool", "payload__index"))
+    assert ("substitutions", 11) in tools
+
+
+def test_insertions_and_the_edit_map_answer_partials_and_bad_positions_a_clear_message(contractor_client,
+                                                                                       tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    for data in ({"tool": "insertions", "index": 3}, {"tool": "edit_map"}):
+        response = contractor_client.post(url("suggest", session_id), {**TEXT, **data}, **HTMX)
+        assert response.status_code == 200 and "lowest score first" in response.content.decode()
+    bad = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 0}, **HTMX)
+    assert bad.status_code == 400 and "cannot be edited" in bad.content.decode()
+
+
+def test_a_submission_through_the_page_and_leaving_it(contractor_client, tool_campaign, attackers):
+    session_id = open_page(contractor_client, tool_campaign)
+    unticked = contractor_client.post(url("submit", session_id), TEXT, **HTMX)
+    assert unticked.status_code == 400 and "tick" in unticked.content.decode()
+    done = contractor_client.post(url("submit", session_id), {**TEXT, "injurious": "on"}, **HTMX)
+    assert done.status_code == 200 and "Submitted" in done.content.decode()
+    assert Submission.objects.get().user_id == attackers[0].pk
+    assert contractor_client.post(url("leave", session_id), **HTMX).status_code == 204
+    assert Event.objects.filter(type="attacks.session_left").count() == 1
+
+
+def test_csrf_is_enforced(attackers, tool_campaign):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(attackers[0])
+    session_id = open_page(client, tool_campaign)
+    refused = client.post(url("score", session_id), TEXT, **HTMX)
+    assert refused.status_code == 403
+    token = client.cookies["csrftoken"].value
+    accepted = client.post(url("score", session_id), TEXT, HTTP_X_CSRFTOKEN=token, **HTMX)
+    assert accepted.status_code == 200
+
+
+def test_only_the_sessions_contractor_may_use_it(contractor_client, tool_campaign, attackers, vendor):
+    session_id = open_page(contractor_client, tool_campaign)
+    other = Client()
+    other.force_login(attackers[1])
+    assert other.post(url("score", session_id), TEXT, **HTMX).status_code == 404
+    manager = Client()
+    manager.force_login(make_member("vm", Role.VENDOR_MANAGER, vendor))
+    assert manager.get(reverse("attacks:attack_page", args=[tool_campaign.pk])).status_code == 403
+    assert Client().get(reverse("attacks:attack_home")).status_code == 302  # to the login page
+
+
+def test_without_htmx_a_post_answers_the_whole_page(contractor_client, tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    response = contractor_client.post(url("score", session_id), TEXT)
+    assert response.status_code == 200 and "<html" in response.content.decode()
