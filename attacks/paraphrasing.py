@@ -14,12 +14,11 @@ one twice.
 import hashlib
 import logging
 import string
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef
 from django_q.tasks import async_task
-from uuid6 import uuid7
 
 from annotation import services as annotation_services
 from annotation.errors import AnnotationError
@@ -95,7 +94,7 @@ def request_paraphrases(
     if not goal <= budget <= 1000:
         raise AttackError("the attempt budget is at least the goal and at most 1000")
     check_few_shot_prompt(few_shot_prompt)
-    chosen = list(dict.fromkeys(snippet_ids))
+    chosen = list(dict.fromkeys(UUID(str(s)) for s in snippet_ids))
     confirmed = set(
         Snippet.objects.filter(pk__in=chosen).filter(confirmed_injurious(OuterRef("pk")))
         .values_list("pk", flat=True)
@@ -104,13 +103,13 @@ def request_paraphrases(
         raise AttackError(f"{len(missing)} snippet(s) are not attacks confirmed injurious by labelling")
     busy = set(
         ParaphraseJob.objects.filter(campaign=campaign, source_snippet_id__in=chosen)
-        .exclude(status=ParaphraseJob.Status.FAILED).values_list("source_snippet_id", flat=True)
+        .values_list("source_snippet_id", flat=True)
     )
     events = []
     for snippet_id in chosen:
-        if snippet_id in busy:
+        if snippet_id in busy:  # a failed job is resumed, not requested again
             continue
-        job_id = uuid7()
+        job_id = job_id_for(campaign, snippet_id)
         events.append(NewEvent(_stream(job_id), ParaphrasingRequested(
             job_id=job_id, campaign_id=campaign.pk, source_snippet_id=snippet_id, version=campaign.target_version,
             threshold=campaign.threshold, few_shot_prompt=few_shot_prompt, goal=goal, budget=budget,
@@ -118,11 +117,21 @@ def request_paraphrases(
     if not events:
         return []
     with transaction.atomic():
-        append(events, expected={e.stream: NO_STREAM for e in events})
+        try:
+            append(events, expected={e.stream: NO_STREAM for e in events})
+        except ConcurrencyConflict:
+            raise AttackError("some of these snippets were just sent for paraphrasing by someone else; "
+                              "reload and try again") from None
         for event in events:  # enqueued with the request (ORM broker): no job without its events
             async_task("attacks.paraphrasing.run_paraphrasing", str(event.payload.job_id),
                        task_name=f"paraphrase {event.payload.job_id}")
     return list(ParaphraseJob.objects.filter(pk__in=[e.payload.job_id for e in events]))
+
+
+def job_id_for(campaign: Campaign, snippet_id: UUID) -> UUID:
+    """One job per snippet and campaign: two requests for the same snippet, even at the same
+    moment, cannot both open one (the job's stream must not exist yet)."""
+    return uuid5(campaign.pk, str(snippet_id))
 
 
 def resume_paraphrasing(*, job: ParaphraseJob) -> None:
