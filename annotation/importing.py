@@ -16,23 +16,32 @@ from annotation.services import SnippetInput
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
-def read_snippet_file(
-    data: bytes, *, filename: str, default_source: str, default_split: str = Split.TRAIN
-) -> tuple[list[SnippetInput], list[str]]:
+class _Refused(ValueError):
+    pass
+
+
+def _records(data: bytes, filename: str, csv_columns: tuple[str, ...]):
+    """(line, record or error message) of a JSONL or CSV file; _Refused for the whole file."""
     if len(data) > MAX_FILE_BYTES:
-        return [], [f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB"]
+        raise _Refused(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        return [], [f"line {line}: not valid UTF-8"]
+        raise _Refused(f"line {data[: exc.start].count(10) + 1}: not valid UTF-8") from None
     if filename.lower().endswith(".csv"):
-        records = _csv_records(text)
-    elif filename.lower().endswith((".jsonl", ".ndjson", ".json")):
-        records = _jsonl_records(text)
-    else:
-        return [], ["the file name must end in .jsonl or .csv"]
+        return _csv_records(text, csv_columns)
+    if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
+        return _jsonl_records(text)
+    raise _Refused("the file name must end in .jsonl or .csv")
 
+
+def read_snippet_file(
+    data: bytes, *, filename: str, default_source: str, default_split: str = Split.TRAIN
+) -> tuple[list[SnippetInput], list[str]]:
+    try:
+        records = _records(data, filename, ("prompt", "completion"))
+    except _Refused as exc:
+        return [], [str(exc)]
     rows, errors = [], []
     for line, record in records:
         if isinstance(record, str):
@@ -48,6 +57,28 @@ def read_snippet_file(
     return (rows if not errors else []), errors
 
 
+def read_prompt_file(data: bytes, *, filename: str) -> tuple[list[str], list[str]]:
+    """Prompts for generation jobs: JSONL objects or CSV rows with a `prompt` field."""
+    try:
+        records = _records(data, filename, ("prompt",))
+    except _Refused as exc:
+        return [], [str(exc)]
+    prompts, errors = [], []
+    for line, record in records:
+        value = record.get("prompt") if isinstance(record, dict) else None
+        if isinstance(record, str):
+            errors.append(f"line {line}: {record}")
+        elif not isinstance(value, str) or not value.strip():
+            errors.append(f"line {line}: prompt is missing or empty")
+        elif len(value) > MAX_TEXT:
+            errors.append(f"line {line}: prompt is longer than {MAX_TEXT} characters")
+        else:
+            prompts.append(value.strip())
+    if not prompts and not errors:
+        errors.append("the file holds no prompts")
+    return (prompts if not errors else []), errors
+
+
 def _jsonl_records(text: str):
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -60,10 +91,10 @@ def _jsonl_records(text: str):
         yield number, record if isinstance(record, dict) else "each line must be a JSON object"
 
 
-def _csv_records(text: str):
+def _csv_records(text: str, required: tuple[str, ...]):
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or not {"prompt", "completion"} <= set(reader.fieldnames):
-        yield 1, "the header must name the columns prompt and completion"
+    if not reader.fieldnames or not set(required) <= set(reader.fieldnames):
+        yield 1, f"the header must name the column(s) {' and '.join(required)}"
         return
     try:
         for record in reader:

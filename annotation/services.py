@@ -109,12 +109,28 @@ def _refresh_planner_statistics() -> None:
 
 def add_snippet(*, dataset: Dataset, snippet: SnippetInput, author_id: int | None = None) -> UUID:
     """Add one snippet (attacks use this); an identical one in the dataset is refused."""
-    digest = content_hash(snippet.prompt, snippet.completion)
-    if Snippet.objects.filter(dataset=dataset, content_hash=digest).exists():
+    [snippet_id] = add_snippets(dataset=dataset, rows=[snippet], author_id=author_id)
+    if snippet_id is None:
         raise InvalidAnswer("this snippet is already in the dataset")
-    event = _snippet_event(dataset, snippet, digest, author_id)
-    append([event])
-    return event.payload.snippet_id
+    return snippet_id
+
+
+def add_snippets(*, dataset: Dataset, rows: list[SnippetInput], author_id: int | None = None) -> list[UUID | None]:
+    """Add snippets in one append; the id of each, or None where the dataset already had it."""
+    digests = [content_hash(row.prompt, row.completion) for row in rows]
+    existing = set(Snippet.objects.filter(dataset=dataset, content_hash__in=digests).values_list("content_hash",
+                                                                                                  flat=True))
+    events, ids = [], []
+    for row, digest in zip(rows, digests, strict=True):
+        if digest in existing:
+            ids.append(None)
+            continue
+        existing.add(digest)
+        events.append(_snippet_event(dataset, row, digest, author_id))
+        ids.append(events[-1].payload.snippet_id)
+    if events:
+        append(events)
+    return ids
 
 
 # -- serving tasks ------------------------------------------------------------------------
@@ -319,15 +335,19 @@ def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
 # -- comparison and rating work ---------------------------------------------------------------
 
 
-def create_comparisons(*, dataset: Dataset, pairs_per_prompt: int, seed: int = 0) -> int:
-    """For every prompt with several completions, pairs of its completions to compare."""
+def create_comparisons(
+    *, dataset: Dataset, pairs_per_prompt: int, seed: int = 0, snippet_ids: set[UUID] | None = None
+) -> int:
+    """For every prompt with several completions, pairs of its completions to compare (among
+    `snippet_ids` only, when given: a new comparison set beside earlier ones)."""
     if not 4 <= pairs_per_prompt <= 100:
         raise InvalidAnswer("pairs per prompt must be between 4 and 100")
     rng = random.Random(seed)
     by_prompt: dict[str, list[UUID]] = {}
-    for snippet_id, prompt in Snippet.objects.filter(dataset=dataset).order_by("added_position").values_list(
-        "id", "prompt"
-    ):
+    snippets = Snippet.objects.filter(dataset=dataset)
+    if snippet_ids is not None:
+        snippets = snippets.filter(pk__in=snippet_ids)
+    for snippet_id, prompt in snippets.order_by("added_position").values_list("id", "prompt"):
         by_prompt.setdefault(prompt, []).append(snippet_id)
     events = []
     for completions in by_prompt.values():

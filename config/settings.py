@@ -136,6 +136,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    # The public filtered-generator demo and endpoint: requests per visitor (PMs are not limited).
+    "DEFAULT_THROTTLE_RATES": {"filtered_generation": os.environ.get("FILTERED_GENERATION_RATE", "20/min")},
 }
 
 # django-q2: the ORM broker needs no extra service. A task not acknowledged within
@@ -162,7 +164,9 @@ MODELSERVE_TOKEN = os.environ.get("MODELSERVE_TOKEN", "")
 # Where training runs write their checkpoints (Hugging Face folders) and manifests.
 MODELSERVE_CHECKPOINT_ROOT = Path(os.environ.get("MODELSERVE_CHECKPOINT_ROOT", VAR_DIR / "checkpoints"))
 
-# Text generation (paraphrases, story completions): an OpenAI-compatible endpoint, else a local causal LM folder.
+# Text generation (paraphrases, story completions): an OpenAI-compatible endpoint, else a local causal LM
+# folder, else (on by default only in development) a replay of the completions stored for each prompt.
+GENERATOR_REPLAY = env_bool("GENERATOR_REPLAY", DEBUG)
 GENERATOR_DIR = os.environ.get("GENERATOR_DIR") or None
 GENERATOR_URL = os.environ.get("GENERATOR_URL", "")
 GENERATOR_API_KEY = os.environ.get("GENERATOR_API_KEY", "")

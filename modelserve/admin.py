@@ -10,17 +10,37 @@ from django.utils.html import format_html
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.admin import ReadOnly
-from annotation.models import Dataset, Split
-from modelserve import services, training_jobs
+from annotation.importing import read_prompt_file
+from annotation.models import Dataset, Source, Split
+from modelserve import generation_jobs, services, training_jobs
 from modelserve.errors import ModelserveError
-from modelserve.models import ClassifierVersion, TrainingRun
+from modelserve.events import GenerationParams
+from modelserve.generation import GenerationError
+from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
+
+
+class ThresholdForm(forms.Form):
+    threshold = forms.FloatField(min_value=1e-9, max_value=0.999999)
+    method = forms.CharField(max_length=200, initial="set by a project manager")
 
 
 @admin.register(ClassifierVersion)
 class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("version", "status", "promoted", "base_model", "manifest_size", "registered_at")
+    list_display = ("version", "status", "promoted", "threshold", "base_model", "manifest_size", "registered_at")
     list_filter = ("status", "promoted")
-    actions = ["promote", "retire"]
+    actions = ["promote", "retire", "choose_threshold"]
+
+    @admin.action(description="Choose the filtered generator's threshold…")
+    def choose_threshold(self, request, queryset):
+        row = queryset.first()
+        form = ThresholdForm(request.POST if "threshold" in request.POST else None)
+        if form.is_valid():
+            services.choose_threshold(version=row.version, **form.cleaned_data)
+            self.message_user(request, f"{row.version}: threshold {form.cleaned_data['threshold']:g}")
+            return None
+        context = {**self.admin_site.each_context(request), "title": f"Threshold of {row.version}", "form": form,
+                   "submit_label": "Choose", "action": "choose_threshold", "selected": [row.pk]}
+        return render(request, "admin/form_page.html", context)
 
     @admin.action(description="Promote (the default classifier for new work)")
     def promote(self, request, queryset):
@@ -121,3 +141,84 @@ def _bar(run: TrainingRun) -> str:
         '<progress value="{}" max="100"></progress> {}% ({} of {} steps{}) {}',
         run.percent, run.percent, run.step, run.steps, eta, run.status,
     )
+
+
+class GenerationJobForm(forms.Form):
+    kind = forms.ChoiceField(choices=GenerationJob.Kind.choices)
+    prompts_file = forms.FileField(required=False, help_text="JSONL or CSV with a prompt field")
+    prompts_from = forms.ModelChoiceField(
+        required=False, queryset=GenerationJob.objects.filter(kind="prompt_selection", status="finished"),
+        help_text="or the prompts a finished prompt selection kept")
+    per_prompt = forms.IntegerField(min_value=1, max_value=200, initial=4, help_text="completions drawn a prompt")
+    dataset = forms.ModelChoiceField(required=False, queryset=Dataset.objects.filter(active=True),
+                                     help_text="completions and comparison sets: where the snippets go")
+    source = forms.ChoiceField(choices=Source.choices, initial=Source.INITIAL)
+    split = forms.ChoiceField(choices=Split.choices, initial=Split.TRAIN)
+    pairs_per_prompt = forms.IntegerField(min_value=4, max_value=100, initial=4, required=False)
+    version = forms.ModelChoiceField(required=False, queryset=ClassifierVersion.objects.filter(status="ready"),
+                                     help_text="prompt selection: the classifier that flags completions")
+    threshold = forms.FloatField(min_value=1e-9, max_value=0.999, initial=0.5, required=False)
+    keep_fraction = forms.FloatField(min_value=0.01, max_value=1, initial=0.5, required=False)
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=512, initial=48)
+    seed = forms.IntegerField(initial=0)
+
+    def prompts(self) -> list[str]:
+        data = self.cleaned_data
+        if data["prompts_from"]:
+            job = data["prompts_from"]
+            return [job.spec["prompts"][i] for i in job.report["kept"]]
+        upload = data["prompts_file"]
+        if upload is None:
+            raise ModelserveError("upload a prompts file or choose a prompt selection")
+        prompts, errors = read_prompt_file(upload.read(), filename=upload.name)
+        if errors:
+            raise ModelserveError("; ".join(errors[:20]))
+        return prompts
+
+
+def start_generation_job(form: GenerationJobForm) -> GenerationJob:
+    data, prompts = form.cleaned_data, form.prompts()
+    params = GenerationParams(temperature=data["temperature"], max_new_tokens=data["max_new_tokens"])
+    common = dict(prompts=prompts, per_prompt=data["per_prompt"], params=params, seed=data["seed"])
+    if data["kind"] == GenerationJob.Kind.PROMPT_SELECTION:
+        if not data["version"]:
+            raise ModelserveError("choose the classifier that flags completions")
+        return generation_jobs.start_prompt_selection(version=data["version"].version, threshold=data["threshold"],
+                                                      keep_fraction=data["keep_fraction"], **common)
+    if not data["dataset"]:
+        raise ModelserveError("choose the dataset the snippets go to")
+    if data["kind"] == GenerationJob.Kind.COMPARISON_SET:
+        return generation_jobs.start_comparison_set(dataset=data["dataset"],
+                                                    pairs_per_prompt=data["pairs_per_prompt"] or 4, **common)
+    return generation_jobs.start_completions(dataset=data["dataset"], source=data["source"], split=data["split"],
+                                             **common)
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("kind", "generator", "status", "progress", "snippets", "started_at")
+    list_filter = ("kind", "status")
+    readonly_fields = ("kind", "generator", "status", "prompts", "done", "snippets", "failure", "report")
+    fields = readonly_fields
+
+    @admin.display(description="prompts done")
+    def progress(self, obj):
+        return format_html('<progress value="{}" max="100"></progress> {} / {}', obj.percent, obj.done, obj.prompts)
+
+    def has_add_permission(self, request, *args):
+        return self.has_view_permission(request)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        form = GenerationJobForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = start_generation_job(form)
+            except (ModelserveError, GenerationError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{job.get_kind_display()}: {job.prompts} prompts queued.")
+                return redirect("admin:modelserve_generationjob_changelist")
+        context = {**self.admin_site.each_context(request), "title": "Start a generation job", "form": form,
+                   "submit_label": "Start", "multipart": True}
+        return render(request, "admin/form_page.html", context)

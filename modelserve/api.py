@@ -8,12 +8,15 @@ from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers
-from rest_framework.decorators import api_view, permission_classes
-from rest_framework.permissions import BasePermission
+from rest_framework.decorators import api_view, permission_classes, throttle_classes
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 
 from annotation import roles
-from modelserve import training_jobs
+from modelserve import filtering, training_jobs
+from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
+from modelserve.generation import GenerationError
 from modelserve.interface import Snippet, inference
 from modelserve.models import TrainingRun
 
@@ -139,3 +142,46 @@ def cancel_training(request, run_id: str):
     training_jobs.cancel_training(run_id=run.run_id)
     run.refresh_from_db()
     return Response(_run_output(run))
+
+
+class FilteredGenerationThrottle(SimpleRateThrottle):
+    """The public filtered generator costs generator and classifier time: a rate per visitor
+    (by user, else by address). Project managers are not limited."""
+
+    scope = "filtered_generation"
+
+    def get_cache_key(self, request, view):
+        if roles.is_pm(request.user):
+            return None
+        ident = request.user.pk if request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class FilteredInput(serializers.Serializer):
+    prompt = serializers.CharField(max_length=filtering.MAX_PROMPT)
+    seed = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
+
+
+def filtered_output(result: filtering.Filtered, user) -> dict:
+    """What anyone sees; project managers also see each rejected draw and its score."""
+    out = {"request_id": result.request_id, "completion": result.completion, "accepted": result.accepted,
+           "attempts": result.attempts, "rejected": len(result.rejected), "replay": result.is_replay}
+    if roles.is_pm(user):
+        out.update(rejected_draws=[asdict(d) for d in result.rejected], score=result.score,
+                   generator=result.generator)
+    return out
+
+
+@api_view(["POST"])
+@permission_classes([AllowAny])
+@throttle_classes([FilteredGenerationThrottle])
+def filtered_generation(request):
+    data = _valid(FilteredInput, request)
+    try:
+        result = filtering.filtered_completion(data["prompt"], seed=data.get("seed"),
+                                               user_id=request.user.pk if request.user.is_authenticated else None)
+    except (ModelserveError, GenerationError) as exc:
+        if isinstance(exc, InvalidPrompt) or roles.is_pm(request.user):
+            raise
+        raise FilterUnavailable("the filtered generator is not available right now") from None
+    return Response(filtered_output(result, request.user))

@@ -20,3 +20,13 @@ class ModelUnavailable(ModelserveError):
 
 class BadCheckpoint(ModelserveError):
     pass
+
+
+class InvalidPrompt(ModelserveError):
+    """A prompt the filtered generator cannot take (empty, too long)."""
+
+
+class FilterUnavailable(ModelserveError):
+    """The filtered generator cannot answer (no promoted classifier, no threshold, no generator)."""
+
+    status_code = 503

@@ -1,16 +1,20 @@
-"""Text generation: continuations of a prompt, from a local causal LM or an HTTP endpoint.
+"""Text generation: continuations of a prompt, from a local causal LM, an HTTP endpoint, or a
+replay of completions already stored for the prompt.
 
 Pure Python / PyTorch / transformers: knows nothing of Django. `modelserve.interface.generator()`
-picks the configured one. Both answer the same way: `n` continuations of the prompt (the new
+picks the configured one. All answer the same way: `n` continuations of the prompt (the new
 text only), each cut at the first stop string and stripped of surrounding whitespace.
 """
 
 import http.client
 import json
+import random
+import re
 import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from threading import Lock
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +51,46 @@ def finish(text: str, stop: list[str] | None) -> str:
     return (text[: min(cuts)] if cuts else text).strip()
 
 
+_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s|$)""")
+
+
+def first_sentence(text: str) -> str:
+    """The text up to the end of its first sentence (a completion is one sentence)."""
+    match = _SENTENCE_END.search(text)
+    return (text[: match.end()] if match else text).strip()
+
+
+class Replay:
+    """Samples, for a prompt, from completions already stored for it: no model at all.
+
+    What the demo and simulated evaluations use where no generator model is available; shown
+    as "replay" wherever a generator is named. The same seed gives the same draws.
+    """
+
+    name = "replay"
+
+    def __init__(self, lookup: Callable[[str], list[str]]) -> None:
+        self.lookup = lookup
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        n: int = 1,
+        max_new_tokens: int = 96,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+    ) -> list[str]:
+        if n < 1:
+            raise ValueError("n must be positive")
+        stored = sorted(set(self.lookup(prompt.strip())))
+        if not stored:
+            raise GenerationError("replay: no completion is stored for this prompt")
+        rng = random.Random(secrets.randbits(63) if seed is None else seed)
+        return [finish(rng.choice(stored), stop) for _ in range(n)]
+
+
 class _StopStrings(StoppingCriteria):
     """Ends each sequence once its new text contains a stop string, so that no compute is spent
     past it (the text is cut exactly afterwards, by `finish`)."""
@@ -72,7 +116,7 @@ class LocalCausalLM:
     """
 
     def __init__(self, folder, *, device: torch.device | None = None, max_prompt_tokens: int = 1024) -> None:
-        self.name = f"local:{folder}"
+        self.name = self.name_for(folder)
         self.device = device or pick_device()
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -87,6 +131,10 @@ class LocalCausalLM:
         self.max_prompt_tokens = max_prompt_tokens
         self.context = getattr(self.model.config, "max_position_embeddings", None)
         self._lock = Lock()
+
+    @staticmethod
+    def name_for(folder) -> str:
+        return f"local:{folder}"
 
     def _prompt_ids(self, prompt: str, max_new_tokens: int) -> list[int]:
         limit = self.max_prompt_tokens

@@ -19,7 +19,7 @@ from threading import Lock
 from django.conf import settings
 
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
-from modelserve.generation import GenerationError, Generator, LocalCausalLM, OpenAICompatible
+from modelserve.generation import GenerationError, Generator, LocalCausalLM, OpenAICompatible, Replay
 from modelserve.inference import Classifier, Snippet, Suggestion, TokenSaliency
 from modelserve.models import ClassifierVersion
 
@@ -148,16 +148,34 @@ _local_generator_lock = Lock()
 
 def generator() -> Generator:
     """The configured text generator: an OpenAI-compatible endpoint when `GENERATOR_URL` is
-    set, else the causal LM in `GENERATOR_DIR` (loaded once per process, on first use)."""
+    set, else the causal LM in `GENERATOR_DIR` (loaded once per process, on first use), else
+    a replay of the completions stored for each prompt when `GENERATOR_REPLAY` is on."""
     global _local_generator
     if settings.GENERATOR_URL:
         return OpenAICompatible(settings.GENERATOR_URL, api_key=settings.GENERATOR_API_KEY,
                                 model=settings.GENERATOR_MODEL)
-    if not settings.GENERATOR_DIR:
-        raise GenerationError("no generator is configured: set GENERATOR_DIR or GENERATOR_URL")
-    name = f"local:{settings.GENERATOR_DIR}"
+    name = generator_name()
+    if name == Replay.name:
+        return Replay(_stored_completions)
     with _local_generator_lock:
         if _local_generator is None or _local_generator.name != name:
             _local_generator = None  # free the previous model before loading another
             _local_generator = LocalCausalLM(settings.GENERATOR_DIR)
         return _local_generator
+
+
+def generator_name() -> str:
+    """The configured generator's name, without loading a model."""
+    if settings.GENERATOR_URL:
+        return OpenAICompatible(settings.GENERATOR_URL, model=settings.GENERATOR_MODEL).name
+    if settings.GENERATOR_DIR:
+        return LocalCausalLM.name_for(settings.GENERATOR_DIR)
+    if settings.GENERATOR_REPLAY:
+        return Replay.name
+    raise GenerationError("no generator is configured: set GENERATOR_URL, GENERATOR_DIR or GENERATOR_REPLAY")
+
+
+def _stored_completions(prompt: str) -> list[str]:
+    from annotation.models import Snippet  # the stored snippets are annotation's read model
+
+    return list(Snippet.objects.filter(prompt=prompt).values_list("completion", flat=True)[:10_000])

@@ -21,6 +21,8 @@ class ClassifierVersion(models.Model):
     hyperparameters = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)
     failure = models.TextField(blank=True)
+    threshold = models.FloatField(null=True, help_text="the filtered generator's threshold")
+    threshold_method = models.CharField(max_length=200, blank=True)
     registered_at = models.DateTimeField()
 
     class Meta:
@@ -62,3 +64,72 @@ class TrainingRun(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.step / self.steps) if self.steps else 0
+
+
+class GenerationJob(models.Model):
+    """A completion, comparison-set or prompt-selection job and its progress."""
+
+    class Kind(models.TextChoices):
+        COMPLETIONS = "completions", "Completions for labelling"
+        COMPARISON_SET = "comparison_set", "Quality-comparison set"
+        PROMPT_SELECTION = "prompt_selection", "Prompt selection"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    generator = models.CharField(max_length=500)
+    spec = models.JSONField()  # the started event's payload, prompts included
+    prompts = models.IntegerField()
+    done = models.IntegerField(default=0)
+    snippets = models.IntegerField(default=0)
+    stream_version = models.IntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    report = models.JSONField(default=dict)
+    failure = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.prompts) if self.prompts else 0
+
+
+class PromptResult(models.Model):
+    """One prompt of a generation job: its draws (and, in prompt selection, their scores)."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="results")
+    index = models.IntegerField()
+    seed = models.BigIntegerField()
+    completions = models.JSONField()
+    scores = models.JSONField(default=list)
+    snippet_ids = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_result_per_prompt")]
+
+
+class FilteredSample(models.Model):
+    """One answer of the filtered generator: what it returned and after how many draws."""
+
+    request_id = models.UUIDField(primary_key=True)
+    prompt = models.TextField()
+    version = models.CharField(max_length=80)
+    threshold = models.FloatField()
+    generator = models.CharField(max_length=500)
+    attempts = models.IntegerField()
+    completion = models.TextField(null=True)
+    score = models.FloatField(null=True)
+    rejected_scores = models.JSONField(default=list)
+    user_id = models.IntegerField(null=True)
+    requested_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-requested_at"]

@@ -1,7 +1,7 @@
 """The classifier registry, current when each append returns."""
 
 from eventlog.projections import Projection, register
-from modelserve.models import ClassifierVersion, TrainingRun
+from modelserve.models import ClassifierVersion, FilteredSample, GenerationJob, PromptResult, TrainingRun
 
 
 @register
@@ -14,6 +14,7 @@ class RegistryProjection(Projection):
             "modelserve.classifier_failed",
             "modelserve.classifier_promoted",
             "modelserve.classifier_retired",
+            "modelserve.threshold_chosen",
         }
     )
     inline = True
@@ -44,6 +45,8 @@ class RegistryProjection(Projection):
             rows.update(promoted=True)
         elif event.type == "modelserve.classifier_retired":
             rows.update(status=ClassifierVersion.Status.RETIRED, promoted=False)
+        elif event.type == "modelserve.threshold_chosen":
+            rows.update(threshold=p["threshold"], threshold_method=p["method"])
 
     def reset(self):
         ClassifierVersion.objects.all().delete()
@@ -89,3 +92,66 @@ class TrainingRunsProjection(Projection):
 
     def reset(self):
         TrainingRun.objects.all().delete()
+
+
+@register
+class GenerationProjection(Projection):
+    """Generation jobs and their per-prompt results; the filtered generator's answers."""
+
+    name = "modelserve.generation"
+    event_types = frozenset(
+        {
+            "modelserve.generation_job_started",
+            "modelserve.prompt_completed",
+            "modelserve.generation_job_finished",
+            "modelserve.generation_job_failed",
+            "modelserve.filtered_requested",
+            "modelserve.filtered_draw_rejected",
+            "modelserve.filtered_answered",
+        }
+    )
+    inline = True
+
+    def handle(self, event):
+        p = event.payload
+        kind = event.type.removeprefix("modelserve.")
+        if kind.startswith("filtered_"):
+            return self._filtered(event, kind, p)
+        if kind == "generation_job_started":
+            GenerationJob.objects.create(
+                id=p["job_id"], kind=p["kind"], generator=p["generator"], spec=p, prompts=len(p["prompts"]),
+                stream_version=event.version, started_at=event.recorded_at, updated_at=event.recorded_at,
+            )
+            return
+        job = GenerationJob.objects.get(pk=event.stream.id)
+        job.stream_version, job.updated_at = event.version, event.recorded_at
+        if kind == "prompt_completed":
+            PromptResult.objects.create(job=job, index=p["index"], seed=p["seed"], completions=p["completions"],
+                                        scores=p["scores"], snippet_ids=p["snippet_ids"])
+            job.done += 1
+            job.snippets += sum(1 for s in p["snippet_ids"] if s)
+        elif kind == "generation_job_finished":
+            job.status, job.report = GenerationJob.Status.FINISHED, p["report"]
+        elif kind == "generation_job_failed":
+            job.status, job.failure = GenerationJob.Status.FAILED, p["reason"]
+        job.save()
+
+    def _filtered(self, event, kind, p):
+        if kind == "filtered_requested":
+            FilteredSample.objects.create(
+                request_id=p["request_id"], prompt=p["prompt"], version=p["version"], threshold=p["threshold"],
+                generator=p["generator"], attempts=0, user_id=p["user_id"], requested_at=event.recorded_at,
+            )
+            return
+        sample = FilteredSample.objects.get(pk=event.stream.id)
+        if kind == "filtered_draw_rejected":
+            sample.rejected_scores = [*sample.rejected_scores, p["score"]]
+            sample.attempts = p["attempt"]
+        else:
+            sample.attempts, sample.completion, sample.score = p["attempts"], p["completion"], p["score"]
+        sample.save()
+
+    def reset(self):
+        FilteredSample.objects.all().delete()
+        PromptResult.objects.all().delete()
+        GenerationJob.objects.all().delete()

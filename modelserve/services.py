@@ -7,7 +7,13 @@ from transformers import AutoConfig
 
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import BadCheckpoint, ModelserveError, ModelUnavailable, UnknownModel
-from modelserve.events import VERSION_PATTERN, ClassifierPromoted, ClassifierRegistered, ClassifierRetired
+from modelserve.events import (
+    VERSION_PATTERN,
+    ClassifierPromoted,
+    ClassifierRegistered,
+    ClassifierRetired,
+    ThresholdChosen,
+)
 from modelserve.models import ClassifierVersion
 
 
@@ -71,3 +77,11 @@ def retire(*, version: str, reason: str = "") -> None:
     if _existing(version).status == ClassifierVersion.Status.RETIRED:
         return
     append([NewEvent(_stream(version), ClassifierRetired(reason=reason))])
+
+
+def choose_threshold(*, version: str, threshold: float, method: str) -> None:
+    """The threshold the filtered generator uses with this classifier (a later choice wins)."""
+    _existing(version)
+    if not 0 < threshold < 1:
+        raise ModelserveError("a threshold is between 0 and 1")
+    append([NewEvent(_stream(version), ThresholdChosen(threshold=threshold, method=method))])

@@ -3,13 +3,26 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from tests.tiny_models import make_tokenizer
+from tests.tiny_models import make_tokenizer, save_checkpoint
 
 
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory):
     """A WordPiece tokenizer over the tiny models' vocabulary."""
     return make_tokenizer(tmp_path_factory.mktemp("vocab"))
+
+
+@pytest.fixture
+def register(tmp_path, tokenizer):
+    """Register a tiny classifier checkpoint under `version` (a ready classifier); returns its folder."""
+    from modelserve import services as registry
+
+    def make(version, *, bias=None, seed=7, base_model="tiny-bert"):
+        folder = save_checkpoint(tmp_path / f"ckpt-{version}", tokenizer, seed=seed, bias=bias)
+        registry.register_checkpoint(version=version, checkpoint_dir=str(folder), base_model=base_model)
+        return folder
+
+    return make
 
 
 @pytest.fixture

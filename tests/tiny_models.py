@@ -17,6 +17,9 @@ WORDS = (
     "walked smiled laughed slept home road castle forest river and with his her on in to of quietly "
     "suddenly badly hurt bled safe happy sad"
 ).split()
+LETS_THROUGH = -8.0  # a logit bias under which every snippet scores about 0.0003
+CATCHES_ALL = 8.0  # ... about 0.9997
+
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + WORDS + ["##s", "##ed", "##ly"]
 
 

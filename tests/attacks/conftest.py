@@ -4,24 +4,10 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Dataset, Role
-from modelserve import services as registry
 from tests.annotation.conftest import make_member
-from tests.tiny_models import save_checkpoint
+from tests.tiny_models import CATCHES_ALL, LETS_THROUGH
 
-LETS_THROUGH = -8.0  # a logit bias under which every snippet scores about 0.0003
-CATCHES_ALL = 8.0  # ... about 0.9997
-
-
-@pytest.fixture
-def register(tmp_path, tokenizer):
-    """Register a tiny classifier checkpoint under `version`; returns its folder."""
-
-    def make(version, *, bias=None, seed=7, base_model="tiny-bert"):
-        folder = save_checkpoint(tmp_path / f"ckpt-{version}", tokenizer, seed=seed, bias=bias)
-        registry.register_checkpoint(version=version, checkpoint_dir=str(folder), base_model=base_model)
-        return folder
-
-    return make
+__all__ = ["CATCHES_ALL", "LETS_THROUGH"]  # the `register` fixture is in tests/conftest.py
 
 
 @pytest.fixture

@@ -276,7 +276,7 @@ def fresh_generator(monkeypatch, settings):
 
 
 def test_no_generator_configured(fresh_generator):
-    with pytest.raises(GenerationError, match="no generator is configured: set GENERATOR_DIR or GENERATOR_URL"):
+    with pytest.raises(GenerationError, match="no generator is configured: set GENERATOR_URL, GENERATOR_DIR or GENERATOR_REPLAY"):
         interface.generator()
 
 

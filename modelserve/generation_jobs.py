@@ -1,0 +1,213 @@
+"""Generation jobs (django-q2): completions for labelling, quality-comparison sets, prompt selection.
+
+A job draws `per_prompt` completions for each of its prompts, one generator call a prompt,
+seeded from the job's seed and the prompt's index so a draw can be reproduced where the
+backend allows. Each prompt's draws are one `prompt_completed` event, appended with the
+snippets they create, at the job stream's version they were drawn from: a job that crashed,
+or runs twice, resumes after its last recorded prompt and records none twice.
+
+- completions: each draw becomes a snippet for labelling (how initial training data and the
+  in-distribution test set are made);
+- comparison_set: i.i.d. draws become snippets, then pairs of them per prompt become
+  comparison tasks (the input of threshold selection);
+- prompt_selection: each draw is scored; prompts whose draws the classifier flags most often
+  are kept, and the report says what that does to the share of flagged completions.
+"""
+
+import hashlib
+import logging
+import random
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django_q.tasks import async_task
+from uuid6 import uuid7
+
+from annotation import services as annotation_services
+from annotation.errors import AnnotationError
+from annotation.models import Dataset, Source, Split
+from eventlog.errors import ConcurrencyConflict
+from eventlog.projections import catch_up_to, get
+from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
+from modelserve.errors import ModelserveError
+from modelserve.events import (
+    GenerationJobFailed,
+    GenerationJobFinished,
+    GenerationJobStarted,
+    GenerationParams,
+    PromptCompleted,
+)
+from modelserve.generation import GenerationError, Generator, first_sentence
+from modelserve.inference import InvalidInput
+from modelserve.interface import Snippet, generator, generator_name, inference
+from modelserve.models import ClassifierVersion, GenerationJob
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = GenerationParams(temperature=1.0, max_new_tokens=48)
+
+
+def _stream(job_id) -> Stream:
+    return Stream("generation", str(job_id))
+
+
+def _clean_prompts(prompts: list[str]) -> list[str]:
+    cleaned = [p.strip() for p in prompts if p and p.strip()]
+    if not cleaned:
+        raise ModelserveError("give at least one prompt")
+    if len(cleaned) > 10_000:
+        raise ModelserveError("at most 10,000 prompts a job")
+    return cleaned
+
+
+def _start(**fields) -> GenerationJob:
+    job_id = uuid7()
+    started = GenerationJobStarted(job_id=job_id, generator=generator_name(), **fields)
+    with transaction.atomic():
+        append([NewEvent(_stream(job_id), started)], expected={_stream(job_id): NO_STREAM})
+        # Enqueued in the same transaction (ORM broker): no job without its record, or the reverse.
+        async_task("modelserve.generation_jobs.run_generation_job", str(job_id), task_name=f"generation {job_id}")
+    return GenerationJob.objects.get(pk=job_id)
+
+
+def start_completions(
+    *, dataset: Dataset, prompts: list[str], per_prompt: int, source: str = Source.INITIAL,
+    split: str = Split.TRAIN, params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
+) -> GenerationJob:
+    if source not in Source.values or split not in Split.values:
+        raise ModelserveError("unknown source or split")
+    return _start(kind="completions", params=params, seed=seed, prompts=_clean_prompts(prompts),
+                  per_prompt=per_prompt, dataset_id=dataset.pk, source=source, split=split)
+
+
+def start_comparison_set(
+    *, dataset: Dataset, prompts: list[str], per_prompt: int, pairs_per_prompt: int,
+    params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
+) -> GenerationJob:
+    if not 4 <= pairs_per_prompt <= 100:
+        raise ModelserveError("pairs per prompt must be between 4 and 100")
+    if per_prompt * (per_prompt - 1) // 2 < pairs_per_prompt:
+        raise ModelserveError(f"{per_prompt} completions a prompt make fewer than {pairs_per_prompt} pairs")
+    return _start(kind="comparison_set", params=params, seed=seed, prompts=_clean_prompts(prompts),
+                  per_prompt=per_prompt, dataset_id=dataset.pk, source=Source.INITIAL, split=Split.TEST,
+                  pairs_per_prompt=pairs_per_prompt)
+
+
+def start_prompt_selection(
+    *, prompts: list[str], per_prompt: int, version: str, threshold: float, keep_fraction: float,
+    params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
+) -> GenerationJob:
+    row = ClassifierVersion.objects.filter(version=version, status=ClassifierVersion.Status.READY).first()
+    if row is None:
+        raise ModelserveError(f"no ready classifier {version!r}")
+    if not 0 < keep_fraction <= 1 or not 0 < threshold < 1:
+        raise ModelserveError("keep a fraction in (0, 1] of the prompts, with a threshold in (0, 1)")
+    return _start(kind="prompt_selection", params=params, seed=seed, prompts=_clean_prompts(prompts),
+                  per_prompt=per_prompt, version=version, threshold=threshold, keep_fraction=keep_fraction)
+
+
+def prompt_seed(job_seed: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{job_seed}:{index}".encode()).digest()[:6], "big")
+
+
+# -- the job --------------------------------------------------------------------------------
+
+
+def run_generation_job(job_id: str, *, using: Generator | None = None) -> str:
+    job = GenerationJob.objects.get(pk=job_id)
+    spec = job.spec
+    try:
+        writer = using or generator()
+        while True:
+            job.refresh_from_db()
+            if job.status != GenerationJob.Status.RUNNING:
+                return job.status
+            if job.done >= job.prompts:
+                _append(job, GenerationJobFinished(report=_finish(job)))
+                return GenerationJob.Status.FINISHED
+            index = job.done
+            seed = prompt_seed(spec["seed"], index)
+            params = spec["params"]
+            texts = writer.generate(spec["prompts"][index], n=spec["per_prompt"], seed=seed, stop=["\n"],
+                                    max_new_tokens=params["max_new_tokens"], temperature=params["temperature"])
+            _record_prompt(job, index, seed, [first_sentence(t) for t in texts])
+    except (GenerationError, ModelserveError, InvalidInput, AnnotationError, ValueError) as exc:
+        logger.warning("generation job %s failed: %s", job_id, exc)
+        _append(job, GenerationJobFailed(reason=str(exc)[:2000]))
+        return GenerationJob.Status.FAILED
+
+
+def _append(job: GenerationJob, payload) -> None:
+    try:
+        append([NewEvent(_stream(job.pk), payload)], expected={_stream(job.pk): job.stream_version})
+    except ConcurrencyConflict:  # another run of this job moved it on
+        catch_up_to(get("modelserve.generation"), head_position())
+
+
+def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[str]) -> None:
+    spec = job.spec
+    prompt = spec["prompts"][index]
+    scores, snippet_ids = [], []
+    if job.kind == GenerationJob.Kind.PROMPT_SELECTION:
+        scorable = [c for c in completions if c]
+        found = iter(inference().score(spec["version"], [Snippet(prompt, c) for c in scorable]) if scorable else [])
+        scores = [next(found) if c else 1.0 for c in completions]  # an empty draw is never a completion
+    try:
+        with transaction.atomic():
+            if job.kind != GenerationJob.Kind.PROMPT_SELECTION:
+                snippet_ids = _add_snippets(job, prompt, completions)
+            event = PromptCompleted(index=index, seed=seed, completions=completions, snippet_ids=snippet_ids,
+                                    scores=scores)
+            append([NewEvent(_stream(job.pk), event)], expected={_stream(job.pk): job.stream_version})
+    except (ConcurrencyConflict, IntegrityError):  # another run recorded this prompt (and its snippets) first
+        catch_up_to(get("modelserve.generation"), head_position())
+        catch_up_to(get("annotation.work"), head_position())
+
+
+def _add_snippets(job: GenerationJob, prompt: str, completions: list[str]) -> list[UUID | None]:
+    spec = job.spec
+    dataset = Dataset.objects.get(pk=spec["dataset_id"])
+    rows = [annotation_services.SnippetInput(prompt, c, spec["source"], spec["split"]) for c in completions if c]
+    created = iter(annotation_services.add_snippets(dataset=dataset, rows=rows))
+    return [next(created) if c else None for c in completions]
+
+
+def _finish(job: GenerationJob) -> dict:
+    results = list(job.results.all())
+    if job.kind == GenerationJob.Kind.PROMPT_SELECTION:
+        return select_prompts([r.scores for r in results], threshold=job.spec["threshold"],
+                              keep_fraction=job.spec["keep_fraction"])
+    report = {"prompts": len(results), "snippets": sum(1 for r in results for s in r.snippet_ids if s)}
+    if job.kind == GenerationJob.Kind.COMPARISON_SET:
+        ids = {UUID(s) for r in results for s in r.snippet_ids if s}
+        dataset = Dataset.objects.get(pk=job.spec["dataset_id"])
+        report["pairs"] = annotation_services.create_comparisons(
+            dataset=dataset, pairs_per_prompt=job.spec["pairs_per_prompt"], seed=job.spec["seed"], snippet_ids=ids)
+    return report
+
+
+def select_prompts(scores_per_prompt: list[list[float]], *, threshold: float, keep_fraction: float) -> dict:
+    """Keep the prompts whose draws the classifier flags most often (score >= threshold).
+
+    Ties in the flag rate are broken at random with a fixed seed, so the choice does not lean
+    on the prompts' order. The report gives the rule, the kept prompts' indexes, and the share
+    of flagged draws over all prompts and over the kept ones.
+    """
+    rates = [sum(s >= threshold for s in scores) / len(scores) if scores else 0.0 for scores in scores_per_prompt]
+    keep = max(1, round(keep_fraction * len(rates))) if rates else 0
+    tie_break = random.Random(0)
+    order = sorted(range(len(rates)), key=lambda i: (-rates[i], tie_break.random()))
+    kept = sorted(order[:keep])
+
+    def share(indexes):
+        draws = [s for i in indexes for s in scores_per_prompt[i]]
+        return sum(s >= threshold for s in draws) / len(draws) if draws else 0.0
+
+    return {
+        "rule": f"keep the {keep} of {len(rates)} prompts ({keep_fraction:.0%}) whose completions score at or above "
+                f"{threshold:g} most often",
+        "kept": kept,
+        "flag_rates": rates,
+        "flagged_share_all": share(range(len(rates))),
+        "flagged_share_kept": share(kept),
+    }
