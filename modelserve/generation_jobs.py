@@ -123,7 +123,7 @@ def run_generation_job(job_id: str, *, using: Generator | None = None) -> str:
             if job.status != GenerationJob.Status.RUNNING:
                 return job.status
             if job.done >= job.prompts:
-                _append(job, GenerationJobFinished(report=_finish(job)))
+                _finish_once(job)
                 return GenerationJob.Status.FINISHED
             index = job.done
             seed = prompt_seed(spec["seed"], index)
@@ -151,7 +151,7 @@ def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[
     if job.kind == GenerationJob.Kind.PROMPT_SELECTION:
         scorable = [c for c in completions if c]
         found = iter(inference().score(spec["version"], [Snippet(prompt, c) for c in scorable]) if scorable else [])
-        scores = [next(found) if c else 1.0 for c in completions]  # an empty draw is never a completion
+        scores = [next(found) if c else 1.0 for c in completions]  # an empty draw: a placeholder, never counted
     try:
         with transaction.atomic():
             if job.kind != GenerationJob.Kind.PROMPT_SELECTION:
@@ -172,11 +172,25 @@ def _add_snippets(job: GenerationJob, prompt: str, completions: list[str]) -> li
     return [next(created) if c else None for c in completions]
 
 
+def _finish_once(job: GenerationJob) -> None:
+    """The report's work (a comparison set's pairs) and the finished event commit together: a
+    run that crashes in between, or a second run finishing the job too, leaves no pairs behind."""
+    try:
+        with transaction.atomic():
+            report = _finish(job)
+            append([NewEvent(_stream(job.pk), GenerationJobFinished(report=report))],
+                   expected={_stream(job.pk): job.stream_version})
+    except ConcurrencyConflict:  # another run finished it first
+        catch_up_to(get("modelserve.generation"), head_position())
+        catch_up_to(get("annotation.work"), head_position())
+
+
 def _finish(job: GenerationJob) -> dict:
     results = list(job.results.all())
     if job.kind == GenerationJob.Kind.PROMPT_SELECTION:
-        return select_prompts([r.scores for r in results], threshold=job.spec["threshold"],
-                              keep_fraction=job.spec["keep_fraction"])
+        # An empty draw is no completion: neither flagged nor counted (its stored score is a placeholder).
+        scores = [[s for s, c in zip(r.scores, r.completions, strict=True) if c] for r in results]
+        return select_prompts(scores, threshold=job.spec["threshold"], keep_fraction=job.spec["keep_fraction"])
     report = {"prompts": len(results), "snippets": sum(1 for r in results for s in r.snippet_ids if s)}
     if job.kind == GenerationJob.Kind.COMPARISON_SET:
         ids = {UUID(s) for r in results for s in r.snippet_ids if s}
