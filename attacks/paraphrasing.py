@@ -37,7 +37,7 @@ from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up_to, get
 from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
 from modelserve.errors import ModelserveError
-from modelserve.generation import GenerationError
+from modelserve.generation import GenerationError, draw
 from modelserve.inference import InvalidInput
 from modelserve.interface import Snippet as Text
 from modelserve.interface import generator, inference
@@ -178,18 +178,7 @@ def run_paraphrasing(job_id: str, *, using=None) -> str:
 
 
 def _generate(writer, prompt: str, *, n: int, seed: int) -> list[str]:
-    """`n` texts, or a GenerationError: whatever a generator raises fails the job with its reason
-    (so that it can be resumed) instead of leaving it running with no worker."""
-    try:
-        texts = writer.generate(prompt, n=n, seed=seed, stop=STOP)
-    except GenerationError:
-        raise
-    except Exception as exc:  # a local model's own refusal (a context too short), out of memory...
-        raise GenerationError(f"{getattr(writer, 'name', 'the generator')}: {exc!r}") from exc
-    if not isinstance(texts, list) or len(texts) != n or not all(isinstance(t, str) for t in texts):
-        count = len(texts) if isinstance(texts, list) else type(texts).__name__
-        raise GenerationError(f"asked for {n} texts, the generator answered {count}")
-    return texts
+    return draw(writer, prompt, n=n, seed=seed, stop=STOP)
 
 
 def _scores(version: str, texts: list[Text]) -> list[float | None]:

@@ -17,7 +17,7 @@ from uuid6 import uuid7
 from eventlog.store import NewEvent, Stream, append
 from modelserve.errors import InvalidPrompt, ModelserveError
 from modelserve.events import FilteredAnswered, FilteredDrawRejected, FilteredRequested, GenerationParams
-from modelserve.generation import Generator, Replay, first_sentence
+from modelserve.generation import Generator, Replay, draw, first_sentence
 from modelserve.interface import Snippet, generator, inference
 from modelserve.models import ClassifierVersion
 
@@ -91,17 +91,17 @@ def filtered_completion(
     answer: Draw | None = None
     while answer is None and len(rejected) < max_attempts:
         size = min(batch, max_attempts - len(rejected))
-        texts = writer.generate(prompt, n=size, seed=seed + len(rejected), stop=["\n"],
-                                max_new_tokens=params.max_new_tokens, temperature=params.temperature)
+        texts = draw(writer, prompt, n=size, seed=seed + len(rejected), stop=["\n"],
+                     max_new_tokens=params.max_new_tokens, temperature=params.temperature)
         completions = [first_sentence(text) for text in texts]
         scorable = [c for c in completions if c]
         scores = iter(inference().score(row.version, [Snippet(prompt, c) for c in scorable]) if scorable else [])
         for completion in completions:
-            draw = Draw(completion, next(scores) if completion else None)
-            if draw.score is not None and draw.score < threshold:
-                answer = draw
+            candidate = Draw(completion, next(scores) if completion else None)
+            if candidate.score is not None and candidate.score < threshold:
+                answer = candidate
                 break
-            rejected.append(draw)
+            rejected.append(candidate)
     request_id = uuid7()
     stream = Stream("filtered", str(request_id))
     events = [

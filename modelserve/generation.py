@@ -51,6 +51,22 @@ def finish(text: str, stop: list[str] | None) -> str:
     return (text[: min(cuts)] if cuts else text).strip()
 
 
+def draw(writer: "Generator", prompt: str, *, n: int, **options) -> list[str]:
+    """Exactly `n` texts from any generator, or a GenerationError: whatever a backend raises
+    (a local model's own refusal, out of memory, a bad reply) becomes one error the jobs record,
+    so that a job fails with its reason and can be resumed instead of staying "running"."""
+    try:
+        texts = writer.generate(prompt, n=n, **options)
+    except GenerationError:
+        raise
+    except Exception as exc:
+        raise GenerationError(f"{getattr(writer, 'name', 'the generator')}: {exc!r}") from exc
+    if not isinstance(texts, list) or len(texts) != n or not all(isinstance(t, str) for t in texts):
+        count = len(texts) if isinstance(texts, list) else type(texts).__name__
+        raise GenerationError(f"asked for {n} texts, the generator answered {count}")
+    return texts
+
+
 _SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s|$)""")
 
 

@@ -37,7 +37,7 @@ from modelserve.events import (
     GenerationParams,
     PromptCompleted,
 )
-from modelserve.generation import GenerationError, Generator, first_sentence
+from modelserve.generation import GenerationError, Generator, draw, first_sentence
 from modelserve.inference import InvalidInput
 from modelserve.interface import Snippet, generator, generator_name, inference
 from modelserve.models import ClassifierVersion, GenerationJob
@@ -128,8 +128,8 @@ def run_generation_job(job_id: str, *, using: Generator | None = None) -> str:
             index = job.done
             seed = prompt_seed(spec["seed"], index)
             params = spec["params"]
-            texts = writer.generate(spec["prompts"][index], n=spec["per_prompt"], seed=seed, stop=["\n"],
-                                    max_new_tokens=params["max_new_tokens"], temperature=params["temperature"])
+            texts = draw(writer, spec["prompts"][index], n=spec["per_prompt"], seed=seed, stop=["\n"],
+                         max_new_tokens=params["max_new_tokens"], temperature=params["temperature"])
             _record_prompt(job, index, seed, [first_sentence(t) for t in texts])
     except (GenerationError, ModelserveError, InvalidInput, AnnotationError, ValueError) as exc:
         logger.warning("generation job %s failed: %s", job_id, exc)
