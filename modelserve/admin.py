@@ -156,10 +156,12 @@ class GenerationJobForm(forms.Form):
     split = forms.ChoiceField(choices=Split.choices, initial=Split.TRAIN)
     pairs_per_prompt = forms.IntegerField(min_value=4, max_value=100, initial=4, required=False)
     version = forms.ModelChoiceField(required=False, queryset=ClassifierVersion.objects.filter(status="ready"),
-                                     help_text="prompt selection: the classifier that flags completions")
+                                     help_text="prompt selection: the classifier that flags completions; "
+                                               "quality check: the classifier of the filtered generator")
     threshold = forms.FloatField(min_value=1e-9, max_value=0.999, initial=0.5, required=False)
     keep_fraction = forms.FloatField(min_value=0.01, max_value=1, initial=0.5, required=False)
     temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=0.95)
     max_new_tokens = forms.IntegerField(min_value=1, max_value=512, initial=48)
     seed = forms.IntegerField(initial=0)
 
@@ -179,7 +181,8 @@ class GenerationJobForm(forms.Form):
 
 def start_generation_job(form: GenerationJobForm) -> GenerationJob:
     data, prompts = form.cleaned_data, form.prompts()
-    params = GenerationParams(temperature=data["temperature"], max_new_tokens=data["max_new_tokens"])
+    params = GenerationParams(temperature=data["temperature"], top_p=data["top_p"],
+                              max_new_tokens=data["max_new_tokens"])
     common = dict(prompts=prompts, per_prompt=data["per_prompt"], params=params, seed=data["seed"])
     if data["kind"] == GenerationJob.Kind.PROMPT_SELECTION:
         if not data["version"]:
@@ -188,6 +191,11 @@ def start_generation_job(form: GenerationJobForm) -> GenerationJob:
                                                       keep_fraction=data["keep_fraction"], **common)
     if not data["dataset"]:
         raise ModelserveError("choose the dataset the snippets go to")
+    if data["kind"] == GenerationJob.Kind.QUALITY_CHECK:
+        if not data["version"]:
+            raise ModelserveError("choose the classifier whose filtered generator is checked")
+        return generation_jobs.start_quality_check(dataset=data["dataset"], version=data["version"].version,
+                                                   prompts=prompts, params=params, seed=data["seed"])
     if data["kind"] == GenerationJob.Kind.COMPARISON_SET:
         return generation_jobs.start_comparison_set(dataset=data["dataset"],
                                                     pairs_per_prompt=data["pairs_per_prompt"] or 4, **common)

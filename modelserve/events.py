@@ -96,12 +96,13 @@ class TrainingFailed(Payload):
 class GenerationParams(Payload):
     temperature: float = Field(ge=0, le=2)
     max_new_tokens: int = Field(ge=1, le=512)
+    top_p: float = Field(default=0.95, gt=0, le=1)
 
 
 @event_type("modelserve.generation_job_started")
 class GenerationJobStarted(Payload):
     job_id: UUID
-    kind: Literal["completions", "comparison_set", "prompt_selection"]
+    kind: Literal["completions", "comparison_set", "prompt_selection", "quality_check"]
     generator: str  # its name: "local:<folder>", "http:<model>@<host>" or "replay"
     params: GenerationParams
     seed: int  # each prompt's draws are seeded from it and the prompt's index
@@ -111,7 +112,7 @@ class GenerationJobStarted(Payload):
     source: str | None = None
     split: str | None = None
     pairs_per_prompt: int | None = None  # comparison sets
-    version: str | None = None  # prompt selection: the classifier that flags completions
+    version: str | None = None  # prompt selection, quality check: the classifier
     threshold: float | None = None
     keep_fraction: float | None = None
 
@@ -160,3 +161,11 @@ class FilteredAnswered(Payload):
     attempts: int = Field(ge=1)
     completion: str | None  # None: every draw was rejected
     score: float | None
+
+
+@event_type("modelserve.scores_recorded")
+class ScoresRecorded(Payload):
+    """Scores of stored snippets under one classifier, kept so that reports are reproducible."""
+
+    version: str = Field(pattern=VERSION_PATTERN)
+    scores: list[tuple[UUID, float]] = Field(min_length=1, max_length=5000)

@@ -92,7 +92,7 @@ def filtered_completion(
     while answer is None and len(rejected) < max_attempts:
         size = min(batch, max_attempts - len(rejected))
         texts = draw(writer, prompt, n=size, seed=seed + len(rejected), stop=["\n"],
-                     max_new_tokens=params.max_new_tokens, temperature=params.temperature)
+                     max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p)
         completions = [first_sentence(text) for text in texts]
         scorable = [c for c in completions if c]
         scores = iter(inference().score(row.version, [Snippet(prompt, c) for c in scorable]) if scorable else [])

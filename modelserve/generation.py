@@ -39,6 +39,7 @@ class Generator(Protocol):
         n: int = 1,
         max_new_tokens: int = 96,
         temperature: float = 1.0,
+        top_p: float = 0.95,
         seed: int | None = None,
         stop: list[str] | None = None,
     ) -> list[str]: ...
@@ -95,6 +96,7 @@ class Replay:
         n: int = 1,
         max_new_tokens: int = 96,
         temperature: float = 1.0,
+        top_p: float = 0.95,
         seed: int | None = None,
         stop: list[str] | None = None,
     ) -> list[str]:
@@ -124,7 +126,7 @@ class _StopStrings(StoppingCriteria):
 class LocalCausalLM:
     """A Hugging Face causal LM checkpoint folder, sampled in-process (nothing is downloaded).
 
-    Nucleus sampling (top-p 0.95, no top-k, the given temperature; 0 means greedy). A seed
+    Nucleus sampling (the given top-p, no top-k, the given temperature; 0 means greedy). A seed
     fixes the outputs: sampling runs under a forked RNG seeded with it (a fresh random seed
     when none is given), so the process's global RNG is never disturbed, and a lock keeps
     concurrent calls from sharing that RNG. Prompts longer than `max_prompt_tokens` (or than
@@ -170,6 +172,7 @@ class LocalCausalLM:
         n: int = 1,
         max_new_tokens: int = 96,
         temperature: float = 1.0,
+        top_p: float = 0.95,
         seed: int | None = None,
         stop: list[str] | None = None,
     ) -> list[str]:
@@ -182,7 +185,7 @@ class LocalCausalLM:
         greedy = temperature <= 0
         sampling = (
             dict(do_sample=False, temperature=None, top_p=None, top_k=None) if greedy
-            else dict(do_sample=True, temperature=temperature, top_p=0.95, top_k=0)
+            else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         )
         stopping = StoppingCriteriaList([_StopStrings(tokenizer, len(ids), [s for s in stop if s])] if stop else [])
         seed = secrets.randbits(63) if seed is None else seed
@@ -262,11 +265,12 @@ class OpenAICompatible:
         n: int = 1,
         max_new_tokens: int = 96,
         temperature: float = 1.0,
+        top_p: float = 0.95,
         seed: int | None = None,
         stop: list[str] | None = None,
     ) -> list[str]:
         body = {"model": self.model, "prompt": prompt, "n": n, "max_tokens": max_new_tokens,
-                "temperature": temperature}
+                "temperature": temperature, "top_p": top_p}
         if seed is not None:
             body["seed"] = seed
         if stop:

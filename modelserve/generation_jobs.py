@@ -29,6 +29,7 @@ from annotation.models import Dataset, Source, Split
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up_to, get
 from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
+from modelserve import filtering
 from modelserve.errors import ModelserveError
 from modelserve.events import (
     GenerationJobFailed,
@@ -106,6 +107,23 @@ def start_prompt_selection(
                   per_prompt=per_prompt, version=version, threshold=threshold, keep_fraction=keep_fraction)
 
 
+def start_quality_check(
+    *, dataset: Dataset, prompts: list[str], version: str, threshold: float | None = None,
+    params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
+) -> GenerationJob:
+    """The direct quality check: for each prompt, the filtered generator's completion (at the
+    classifier's chosen threshold) and an unfiltered one, compared by labellers."""
+    row = ClassifierVersion.objects.filter(version=version, status=ClassifierVersion.Status.READY).first()
+    if row is None:
+        raise ModelserveError(f"no ready classifier {version!r}")
+    threshold = threshold if threshold is not None else row.threshold
+    if threshold is None:
+        raise ModelserveError(f"no threshold is chosen for classifier {version}")
+    return _start(kind="quality_check", params=params, seed=seed, prompts=_clean_prompts(prompts), per_prompt=2,
+                  dataset_id=dataset.pk, source=Source.INITIAL, split=Split.TEST, pairs_per_prompt=4,
+                  version=version, threshold=threshold)
+
+
 def prompt_seed(job_seed: int, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{job_seed}:{index}".encode()).digest()[:6], "big")
 
@@ -127,14 +145,31 @@ def run_generation_job(job_id: str, *, using: Generator | None = None) -> str:
                 return GenerationJob.Status.FINISHED
             index = job.done
             seed = prompt_seed(spec["seed"], index)
-            params = spec["params"]
-            texts = draw(writer, spec["prompts"][index], n=spec["per_prompt"], seed=seed, stop=["\n"],
-                         max_new_tokens=params["max_new_tokens"], temperature=params["temperature"])
-            _record_prompt(job, index, seed, [first_sentence(t) for t in texts])
+            if job.kind == GenerationJob.Kind.QUALITY_CHECK:
+                completions = _filtered_and_unfiltered(job, writer, spec["prompts"][index], seed)
+            else:
+                params = spec["params"]
+                texts = draw(writer, spec["prompts"][index], n=spec["per_prompt"], seed=seed, stop=["\n"],
+                             max_new_tokens=params["max_new_tokens"], temperature=params["temperature"],
+                             top_p=params.get("top_p", 0.95))
+                completions = [first_sentence(t) for t in texts]
+            _record_prompt(job, index, seed, completions)
     except (GenerationError, ModelserveError, InvalidInput, AnnotationError, ValueError) as exc:
         logger.warning("generation job %s failed: %s", job_id, exc)
         _append(job, GenerationJobFailed(reason=str(exc)[:2000]))
         return GenerationJob.Status.FAILED
+
+
+def _filtered_and_unfiltered(job: GenerationJob, writer: Generator, prompt: str, seed: int) -> list[str]:
+    """The direct quality check's two completions of a prompt: the filtered generator's (empty
+    when it found none in 100 draws: a loss) and one unfiltered draw."""
+    spec = job.spec
+    params = GenerationParams(**spec["params"])
+    filtered = filtering.filtered_completion(prompt, version=spec["version"], threshold=spec["threshold"],
+                                             seed=seed, params=params, using=writer)
+    [unfiltered] = draw(writer, prompt, n=1, seed=seed + 10**9, stop=["\n"], max_new_tokens=params.max_new_tokens,
+                        temperature=params.temperature, top_p=params.top_p)
+    return [filtered.completion or "", first_sentence(unfiltered)]
 
 
 def _append(job: GenerationJob, payload) -> None:
@@ -192,11 +227,13 @@ def _finish(job: GenerationJob) -> dict:
         scores = [[s for s, c in zip(r.scores, r.completions, strict=True) if c] for r in results]
         return select_prompts(scores, threshold=job.spec["threshold"], keep_fraction=job.spec["keep_fraction"])
     report = {"prompts": len(results), "snippets": sum(1 for r in results for s in r.snippet_ids if s)}
-    if job.kind == GenerationJob.Kind.COMPARISON_SET:
+    if job.kind in (GenerationJob.Kind.COMPARISON_SET, GenerationJob.Kind.QUALITY_CHECK):
         ids = {UUID(s) for r in results for s in r.snippet_ids if s}
         dataset = Dataset.objects.get(pk=job.spec["dataset_id"])
         report["pairs"] = annotation_services.create_comparisons(
             dataset=dataset, pairs_per_prompt=job.spec["pairs_per_prompt"], seed=job.spec["seed"], snippet_ids=ids)
+    if job.kind == GenerationJob.Kind.QUALITY_CHECK:
+        report["filter_failures"] = sum(1 for r in results if not r.completions[0])
     return report
 
 

@@ -65,7 +65,8 @@ class Fake:
         self.hook = hook
         self.calls: list[dict] = []
 
-    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, seed=None, stop=None) -> list[str]:
+    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, top_p=0.95, seed=None,
+                 stop=None) -> list[str]:
         self.calls.append(dict(prompt=prompt, n=n, seed=seed, stop=stop))
         if self.hook:
             self.hook(len(self.calls))

@@ -29,7 +29,8 @@ class Fake:
     def __init__(self):
         self.calls = []
 
-    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, seed=None, stop=None):
+    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, top_p=0.95, seed=None,
+                 stop=None):
         self.calls.append({"n": n, "seed": seed})
         return [self.text(seed, i) for i in range(n)]
 

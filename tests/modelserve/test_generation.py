@@ -210,7 +210,7 @@ def test_a_request_as_specified_and_choices_in_index_order(endpoint):
     assert request["headers"]["Authorization"] == f"Bearer {KEY}"
     assert request["headers"]["Content-Type"] == "application/json"
     assert request["body"] == {"model": "tiny-llm", "prompt": "Once upon", "n": 2, "max_tokens": 7,
-                               "temperature": 0.5, "seed": 9, "stop": ["STOP"]}
+                               "temperature": 0.5, "top_p": 0.95, "seed": 9, "stop": ["STOP"]}
 
 
 def test_no_key_no_seed_no_stop_are_left_out(endpoint):
@@ -218,7 +218,8 @@ def test_no_key_no_seed_no_stop_are_left_out(endpoint):
     assert OpenAICompatible(endpoint.url, model="m").generate("Once", stop=[]) == ["and then"]
     (request,) = endpoint.requests
     assert "Authorization" not in request["headers"]
-    assert request["body"] == {"model": "m", "prompt": "Once", "n": 1, "max_tokens": 96, "temperature": 1.0}
+    assert request["body"] == {"model": "m", "prompt": "Once", "n": 1, "max_tokens": 96, "temperature": 1.0,
+                               "top_p": 0.95}
 
 
 @pytest.mark.parametrize("status, body, detail", [

@@ -87,7 +87,8 @@ class Fake:
         self.hook = hook
         self.calls: list[dict] = []
 
-    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, seed=None, stop=None) -> list[str]:
+    def generate(self, prompt, *, n=1, max_new_tokens=96, temperature=1.0, top_p=0.95, seed=None,
+                 stop=None) -> list[str]:
         self.calls.append(dict(prompt=prompt, n=n, seed=seed, stop=stop, max_new_tokens=max_new_tokens,
                                temperature=temperature))
         if self.hook:
@@ -295,7 +296,7 @@ def test_a_completion_job_adds_the_first_sentence_of_each_draw_and_skips_duplica
     started, *_, finished = stream(job)
     assert started.payload == {
         "job_id": str(job.pk), "kind": "completions", "generator": "fake",
-        "params": {"temperature": 0.7, "max_new_tokens": 20}, "seed": 11, "prompts": PROMPTS, "per_prompt": 5,
+        "params": {"temperature": 0.7, "max_new_tokens": 20, "top_p": 0.95}, "seed": 11, "prompts": PROMPTS, "per_prompt": 5,
         "dataset_id": dataset.pk, "source": "in_distribution_test", "split": "test", "pairs_per_prompt": None,
         "version": None, "threshold": None, "keep_fraction": None}
     assert finished.payload == {"report": {"prompts": 3, "snippets": 8}} and job.report == {"prompts": 3, "snippets": 8}
@@ -715,7 +716,7 @@ ADD = "/admin/modelserve/generationjob/add/"
 
 def job_form(**fields):
     return {"kind": "completions", "per_prompt": 2, "source": "initial", "split": "train", "pairs_per_prompt": 4,
-            "threshold": 0.5, "keep_fraction": 0.5, "temperature": 1.0, "max_new_tokens": 48, "seed": 7, **fields}
+            "threshold": 0.5, "keep_fraction": 0.5, "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 48, "seed": 7, **fields}
 
 
 def jsonl(*lines: str) -> SimpleUploadedFile:
