@@ -10,7 +10,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("annotation.urls")),
     path("", include("attacks.urls")),
+    path("", include("evaluation.urls")),
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("modelserve.api_urls")),
+    path("api/v1/", include("evaluation.api_urls")),
     path("admin/", admin.site.urls),
 ]

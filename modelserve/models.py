@@ -73,6 +73,7 @@ class GenerationJob(models.Model):
         COMPLETIONS = "completions", "Completions for labelling"
         COMPARISON_SET = "comparison_set", "Quality-comparison set"
         PROMPT_SELECTION = "prompt_selection", "Prompt selection"
+        QUALITY_CHECK = "quality_check", "Direct quality check (filtered against unfiltered)"
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -133,3 +134,12 @@ class FilteredSample(models.Model):
 
     class Meta:
         ordering = ["-requested_at"]
+
+
+class RecordedScore(models.Model):
+    version = models.CharField(max_length=80)
+    snippet_id = models.UUIDField()
+    score = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "snippet_id"], name="one_score_per_snippet")]

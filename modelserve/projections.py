@@ -1,7 +1,14 @@
 """The classifier registry, current when each append returns."""
 
 from eventlog.projections import Projection, register
-from modelserve.models import ClassifierVersion, FilteredSample, GenerationJob, PromptResult, TrainingRun
+from modelserve.models import (
+    ClassifierVersion,
+    FilteredSample,
+    GenerationJob,
+    PromptResult,
+    RecordedScore,
+    TrainingRun,
+)
 
 
 @register
@@ -155,3 +162,20 @@ class GenerationProjection(Projection):
         FilteredSample.objects.all().delete()
         PromptResult.objects.all().delete()
         GenerationJob.objects.all().delete()
+
+
+@register
+class ScoresProjection(Projection):
+    name = "modelserve.scores"
+    event_types = frozenset({"modelserve.scores_recorded"})
+    inline = True
+
+    def apply(self, events):
+        RecordedScore.objects.bulk_create(
+            [RecordedScore(version=e.payload["version"], snippet_id=s, score=v) for e in events
+             for s, v in e.payload["scores"]],
+            ignore_conflicts=True,  # two evaluations scoring the same snippet: the first stands
+        )
+
+    def reset(self):
+        RecordedScore.objects.all().delete()

@@ -1,7 +1,9 @@
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from tests.tiny_models import make_tokenizer, save_checkpoint
 
@@ -59,3 +61,20 @@ def run_threads(*targets, timeout: float = 60.0):
         assert not thread.is_alive(), "a worker thread hung"
     if errors:
         raise errors[0]
+
+
+class Clock:
+    """The server's clock, moved by the test: `timezone.now()` everywhere, event times included."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
