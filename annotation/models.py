@@ -93,6 +93,7 @@ class Snippet(models.Model):
     content_hash = models.CharField(max_length=64)
     author_id = models.IntegerField(null=True, help_text="user who wrote it as an attack")
     added_position = models.BigIntegerField()
+    added_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [

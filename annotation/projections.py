@@ -57,6 +57,7 @@ class AnnotationProjection(Projection):
                 content_hash=e.payload["content_hash"],
                 author_id=e.payload["author_id"],
                 added_position=e.position,
+                added_at=e.recorded_at,
             )
             for e in events
         ])

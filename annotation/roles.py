@@ -1,6 +1,10 @@
 """Who may see and do what. Every page, API endpoint and admin view asks these."""
 
+from functools import wraps
+
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from annotation.models import Member, Role
@@ -45,3 +49,19 @@ def visible_users(viewer) -> QuerySet:
     if role == Role.CONTRACTOR:
         return users.filter(pk=viewer.pk)
     return users.none()
+
+
+def role_required(allowed, refusal: str):
+    """A page view for logged-in users that `allowed(user)` accepts (403 with `refusal` else)."""
+
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        def wrapped(request, *args, **kwargs):
+            if not allowed(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate

@@ -1,10 +1,7 @@
 """Contractor and oversight pages (HTMX). Thin: parse, authorise, call services/selectors."""
 
-from functools import wraps
 from uuid import UUID
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -17,22 +14,8 @@ from annotation.models import Dataset, Label, TaskKind
 KINDS = {kind.value: kind for kind in TaskKind}
 
 
-def _role_required(allowed, refusal: str):
-    def decorate(view):
-        @wraps(view)
-        @login_required
-        def wrapped(request, *args, **kwargs):
-            if not allowed(request.user):
-                raise PermissionDenied(refusal)
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
-
-
-contractor_only = _role_required(roles.can_label, "only contractors take tasks")
-overseer_only = _role_required(roles.can_oversee, "for vendor and project managers")
+contractor_only = roles.role_required(roles.can_label, "only contractors take tasks")
+overseer_only = roles.role_required(roles.can_oversee, "for vendor and project managers")
 
 
 def _dataset(dataset_id: int) -> Dataset:

@@ -2,8 +2,6 @@
 
 from uuid import UUID
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
@@ -16,15 +14,7 @@ from attacks.models import Campaign
 TEMPLATE = "attacks/attack_page.html"
 
 
-def contractor_only(view):
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_label(request.user):
-            raise PermissionDenied("only contractors attack")
-        return view(request, *args, **kwargs)
-
-    wrapped.__name__ = view.__name__
-    return wrapped
+contractor_only = roles.role_required(roles.can_label, "only contractors attack")
 
 
 @require_GET

@@ -5,8 +5,6 @@ import csv
 import io
 
 from django import forms
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -17,16 +15,7 @@ from attacks.models import Campaign
 from evaluation import plots, report, thresholds
 from modelserve.models import ClassifierVersion, GenerationJob
 
-
-def pm_only(view):
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not roles.is_pm(request.user):
-            raise PermissionDenied("for project managers")
-        return view(request, *args, **kwargs)
-
-    wrapped.__name__ = view.__name__
-    return wrapped
+pm_only = roles.role_required(roles.is_pm, "for project managers")
 
 
 class ReportForm(forms.Form):

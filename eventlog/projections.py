@@ -26,7 +26,7 @@ from typing import ClassVar
 from django.db import connection, transaction
 
 from eventlog import store
-from eventlog.models import ProjectionCheckpoint
+from eventlog.models import Event, ProjectionCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +175,19 @@ def rebuild(projection: Projection) -> int:
         projection.reset()
         ProjectionCheckpoint.objects.filter(pk=checkpoint.pk).update(position=0)
         return advance(projection, wait=True)
+
+
+def reflected_position(names: Iterable[str]) -> int:
+    """The highest position P such that these projections' read models reflect every event up
+    to P: the head, unless one of them has not applied an event of its types yet."""
+    head = store.head_position()
+    reflected = head
+    for projection in (get(name) for name in names):
+        checkpoint = ProjectionCheckpoint.objects.filter(name=projection.name).values_list("position", flat=True)
+        pending = Event.objects.filter(position__gt=checkpoint.first() or 0, position__lte=head)
+        if projection.event_types is not None:
+            pending = pending.filter(type__in=projection.event_types)
+        first = pending.order_by("position").values_list("position", flat=True).first()
+        if first is not None:
+            reflected = min(reflected, first - 1)
+    return reflected

@@ -1,0 +1,249 @@
+"""Dataset exports: snippets with their labels, attack metadata and scores, streamed.
+
+Rows are read in keyset chunks (`id > last ORDER BY id LIMIT n`: safe behind PgBouncer, and a
+client resumes an interrupted export from the last id it has), so memory stays constant
+whatever the size. Labeller and author ids are pseudonymised per export (an HMAC of the
+export's id), stable within an export and across its resumptions, unlinkable across exports.
+
+On PostgreSQL an export outside a transaction reads one REPEATABLE READ snapshot, and
+`position` is the event position the read models in it reflect (the lowest checkpoint of the
+projections read): the export can be reproduced by replaying the log to that position.
+"""
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
+from uuid6 import uuid7
+
+from annotation.models import Assignment, Label, Snippet, Source, Split, TaskKind, WorkItem
+from attacks.models import Campaign, Submission
+from eventlog.projections import reflected_position
+from modelserve.models import RecordedScore
+
+CHUNK = 2000
+LABELS = [*Label.values, "none"]  # "none": not settled (yet)
+PROJECTIONS = ("annotation.work", "attacks.work", "modelserve.scores")
+
+
+class ExportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    dataset_id: int
+    sources: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    since: datetime | None = None  # when the snippet was added
+    until: datetime | None = None
+    campaign: UUID | None = None
+    scores: list[str] = field(default_factory=list)  # classifier versions whose recorded scores to include
+    export_id: UUID = field(default_factory=uuid7)
+    after: UUID | None = None  # resume after this snippet id
+
+    def check(self) -> None:
+        for name, values, allowed in (("source", self.sources, Source.values), ("split", self.splits, Split.values),
+                                      ("label", self.labels, LABELS)):
+            if bad := [v for v in values if v not in allowed]:
+                raise ExportError(f"unknown {name}(s): {', '.join(bad)}; one of {', '.join(allowed)}")
+
+
+def parse_when(raw: str | None) -> datetime | None:
+    """An ISO date (midnight UTC) or date-time; ExportError otherwise."""
+    if not raw:
+        return None
+    parsed = parse_datetime(raw if "T" in raw else f"{raw}T00:00:00+00:00")
+    if parsed is None:
+        raise ExportError(f"not an ISO date or date-time: {raw!r}")
+    return parsed
+
+
+def pseudonym(export_id: UUID, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"{export_id}:{user_id}".encode(), hashlib.sha256)
+    return "p" + digest.hexdigest()[:12]
+
+
+@contextmanager
+def snapshot():
+    """One consistent view of the read models for the whole export (PostgreSQL, when the export
+    is not already inside a transaction); elsewhere each chunk reads the latest state."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+    else:
+        yield
+
+
+def position() -> int:
+    """The event position the read models reflect: every event up to it is applied."""
+    return reflected_position(PROJECTIONS)
+
+
+def _snippets(spec: ExportSpec):
+    rows = Snippet.objects.filter(dataset_id=spec.dataset_id)
+    if spec.sources:
+        rows = rows.filter(source__in=spec.sources)
+    if spec.splits:
+        rows = rows.filter(split__in=spec.splits)
+    if spec.since:
+        rows = rows.filter(added_at__gte=spec.since)
+    if spec.until:
+        rows = rows.filter(added_at__lt=spec.until)
+    if spec.campaign:
+        rows = rows.filter(pk__in=Submission.objects.filter(campaign_id=spec.campaign).values("snippet_id"))
+    if spec.labels:
+        settled = WorkItem.objects.filter(kind=TaskKind.LABEL, dataset_id=spec.dataset_id,
+                                          status=WorkItem.Status.SETTLED)
+        chosen = [label for label in spec.labels if label != "none"]
+        labelled = rows.filter(pk__in=settled.filter(final_label__in=chosen).values("subject_id"))
+        rows = labelled | rows.exclude(pk__in=settled.values("subject_id")) if "none" in spec.labels else labelled
+    return rows.order_by("id").values("id", "dataset_id", "prompt", "completion", "source", "split", "author_id",
+                                      "added_at")
+
+
+def rows(spec: ExportSpec) -> Iterator[dict]:
+    """The export's rows in id order, a chunk of queries per CHUNK snippets."""
+    spec.check()
+    after = spec.after
+    campaigns = {c.pk: c.name for c in Campaign.objects.all()}
+    while True:
+        chunk = _snippets(spec)
+        if after is not None:
+            chunk = chunk.filter(id__gt=after)
+        chunk = list(chunk[:CHUNK])
+        if not chunk:
+            return
+        yield from _rows(spec, chunk, campaigns)
+        after = chunk[-1]["id"]
+
+
+def _rows(spec: ExportSpec, chunk: list[dict], campaigns: dict) -> Iterator[dict]:
+    ids = [row["id"] for row in chunk]
+    items = dict(WorkItem.objects.filter(kind=TaskKind.LABEL, subject_id__in=ids).values_list(
+        "subject_id", "status"))
+    finals = dict(WorkItem.objects.filter(kind=TaskKind.LABEL, subject_id__in=ids).values_list(
+        "subject_id", "final_label"))
+    labels: dict[UUID, list[dict]] = defaultdict(list)
+    for subject, user_id, answer in Assignment.objects.filter(
+        work_item__kind=TaskKind.LABEL, work_item__subject_id__in=ids, state=Assignment.State.SUBMITTED,
+    ).order_by("submitted_at", "task_id").values_list("work_item__subject_id", "user_id", "answer"):
+        labels[subject].append({"labeller": pseudonym(spec.export_id, user_id), "label": answer})
+    attacks = {s.snippet_id: s for s in Submission.objects.filter(snippet_id__in=ids)}
+    scores: dict[UUID, dict[str, float]] = defaultdict(dict)
+    for version, snippet_id, score in RecordedScore.objects.filter(version__in=spec.scores, snippet_id__in=ids
+                                                                    ).values_list("version", "snippet_id", "score"):
+        scores[snippet_id][version] = score
+    for row in chunk:
+        sid = row["id"]
+        attack = attacks.get(sid)
+        yield {
+            "id": str(sid),
+            "dataset": row["dataset_id"],
+            "prompt": row["prompt"],
+            "completion": row["completion"],
+            "source": row["source"],
+            "split": row["split"],
+            "added_at": row["added_at"].isoformat() if row["added_at"] else None,
+            "status": items.get(sid, ""),
+            "label": finals.get(sid) or None,
+            "labels": labels.get(sid, []),
+            "attack": {
+                "campaign": str(attack.campaign_id), "campaign_name": campaigns.get(attack.campaign_id, ""),
+                "target": attack.version, "author": pseudonym(spec.export_id, attack.user_id), "score": attack.score,
+            } if attack else None,
+            **({"scores": {v: scores[sid].get(v) for v in spec.scores}} if spec.scores else {}),
+        }
+
+
+CSV_COLUMNS = ["id", "dataset", "prompt", "completion", "source", "split", "added_at", "status", "label", "labels",
+               "attack_campaign", "attack_campaign_name", "attack_target", "attack_author", "attack_score"]
+
+
+def csv_columns(spec: ExportSpec) -> list[str]:
+    return CSV_COLUMNS + [f"score_{v}" for v in spec.scores]
+
+
+def as_csv_row(row: dict) -> dict:
+    attack = row["attack"] or {}
+    flat = {k: row[k] for k in CSV_COLUMNS[:9]}
+    flat["labels"] = json.dumps(row["labels"])
+    flat.update({f"attack_{k}": attack.get(k) for k in ("campaign", "campaign_name", "target", "author", "score")})
+    flat.update({f"score_{v}": s for v, s in row.get("scores", {}).items()})
+    return flat
+
+
+class Export:
+    """An export being streamed: its id, the position it reflects, and its text in pieces.
+
+    The snapshot is taken when the export is opened, so that `position` is known before the
+    first byte; `close()` (called by Django when the response ends, whether or not it was read)
+    ends the snapshot's transaction.
+    """
+
+    def __init__(self, spec: ExportSpec, fmt: str) -> None:
+        if fmt not in ("jsonl", "csv"):
+            raise ExportError("the format is jsonl or csv")
+        spec.check()
+        self.spec, self.format = spec, fmt
+        self._stack = ExitStack()
+        self._stack.enter_context(snapshot())
+        try:
+            self.position = position()
+        except BaseException:
+            self._stack.close()
+            raise
+        self._pieces = self._csv() if fmt == "csv" else self._jsonl()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._pieces)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._pieces.close()
+        self._stack.close()
+
+    def _jsonl(self) -> Iterator[str]:
+        batch = []
+        for row in rows(self.spec):
+            batch.append(json.dumps(row, ensure_ascii=False))
+            if len(batch) == 500:
+                yield "\n".join(batch) + "\n"
+                batch = []
+        if batch:
+            yield "\n".join(batch) + "\n"
+
+    def _csv(self) -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=csv_columns(self.spec))
+        if self.spec.after is None:
+            writer.writeheader()
+        for row in rows(self.spec):
+            writer.writerow(as_csv_row(row))
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
