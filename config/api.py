@@ -1,20 +1,126 @@
-"""REST framework glue: every domain refusal becomes a clear 4xx with the same body shape."""
+"""REST framework glue: every refusal becomes a clear 4xx/5xx with the same JSON body shape.
 
+Every error body under /api/ is an object with a `detail` string; a validation error keeps
+its field errors beside it (`{"detail": "answer: This field is required.", "answer": [...]}`).
+Routes that match nothing, and errors no view handled, get the same shape from the
+`handler404` / `handler500` below (HTML pages stay HTML).
+"""
+
+from django.http import JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotation.errors import AnnotationError
-from eventlog.errors import EventLogError
-from modelserve.errors import ModelserveError
-from modelserve.generation import GenerationError
-from modelserve.inference import InvalidInput
+API_PREFIX = "/api/"
 
 
 def exception_handler(exc, context):
+    # Imported here: the REST modules of every app (eventlog's included, which knows no other
+    # app) import the schema helpers below, so this module imports no app at load time.
+    from annotation.errors import AnnotationError
+    from eventlog.errors import EventLogError
+    from modelserve.errors import ModelserveError
+    from modelserve.generation import GenerationError
+    from modelserve.inference import InvalidInput
+
     if isinstance(exc, AnnotationError | EventLogError | ModelserveError):
         return Response({"detail": str(exc)}, status=exc.status_code)
     if isinstance(exc, InvalidInput):
         return Response({"detail": str(exc)}, status=400)
     if isinstance(exc, GenerationError):
         return Response({"detail": f"the generator is unavailable: {exc}"}, status=503)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, ValidationError):
+        response.data = _validation_body(response.data)
+    return response
+
+
+def _validation_body(data) -> dict:
+    """Field errors as DRF gives them, plus a `detail` string that sums them up."""
+    if isinstance(data, dict):
+        detail = data.get("detail")
+        if isinstance(detail, str):
+            return data
+        if detail is not None:  # a "detail" given as a list of messages
+            return {**data, "detail": _text(detail)}
+        summary = "; ".join(f"{field}: {_text(errors)}" if field != "non_field_errors" else _text(errors)
+                            for field, errors in data.items())
+        return {"detail": summary or "invalid input", **data}
+    return {"detail": _text(data) or "invalid input"}
+
+
+def _text(errors) -> str:
+    if isinstance(errors, list | tuple):
+        return " ".join(_text(e) for e in errors)
+    if isinstance(errors, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in errors.items())
+    return str(errors)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def page_not_found(request, exception):
+    """handler404: JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse({"detail": "A server error occurred."}, status=500)
+    return defaults.server_error(request)
+
+
+# -- OpenAPI helpers shared by the REST modules ------------------------------------------
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    detail = serializers.CharField()
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """A refused request: `detail` sums up; each invalid field also has its own list of messages."""
+
+    detail = serializers.CharField()
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+def invalid(description: str = "invalid input (field errors beside `detail`)") -> OpenApiResponse:
+    return OpenApiResponse(ValidationErrorSerializer, description=description)
+
+
+UNAUTHENTICATED = error("no credentials, or invalid ones")
+THROTTLED = error("too many requests; retry after the `Retry-After` header's seconds")
+
+
+def errors(*codes: int, **described: str) -> dict:
+    """Error responses for `extend_schema(responses=...)`: 401 and 429 always, plus `codes`.
+
+    `described` overrides a description: `errors(403, 404, e404="no such dataset")`.
+    """
+    defaults_ = {400: "invalid input (field errors beside `detail`)", 403: "not allowed for this user",
+                 404: "not found", 409: "conflict with the current state", 422: "Idempotency-Key reused",
+                 503: "service unavailable"}
+    out = {401: UNAUTHENTICATED, 429: THROTTLED}
+    for code in codes:
+        text = described.get(f"e{code}", defaults_.get(code, "error"))
+        out[code] = invalid(text) if code == 400 else error(text)
+    return dict(sorted(out.items()))
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="a retry with the same key gets the first response back (`Idempotent-Replayed: true`); "
+                "the same key with a different body is answered 422",
+)

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "template_partials",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: the docs page needs no CDN
     "django_q",
     "eventlog",
     "annotation",
@@ -135,9 +137,38 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    # The public filtered-generator demo and endpoint: requests per visitor (PMs are not limited).
-    "DEFAULT_THROTTLE_RATES": {"filtered_generation": os.environ.get("FILTERED_GENERATION_RATE", "20/min")},
+    # Every API view is rate-limited per user (anonymous visitors: per address). A view with
+    # its own throttle (the filtered generator) replaces these with its own scope.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_ANON_RATE", "60/min"),
+        "user": os.environ.get("API_USER_RATE", "600/min"),
+        # The public filtered-generator demo and endpoint: requests per visitor (PMs are not limited).
+        "filtered_generation": os.environ.get("FILTERED_GENERATION_RATE", "20/min"),
+    },
+}
+
+# OpenAPI 3 at /api/v1/schema, Swagger UI at /api/v1/docs (its files from the sidecar app).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Adversarial training API",
+    "DESCRIPTION": (
+        "Labelling tasks for contractors, progress and agreement for vendor and project managers, "
+        "classifier inference, training runs and the evaluation report for project managers, and "
+        "the event feed. Authenticate with `Authorization: Token <key>` (or a session). "
+        "Every error body is JSON with a `detail`; validation errors also name their fields."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1/",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # django-q2: the ORM broker needs no extra service. A task not acknowledged within

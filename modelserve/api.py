@@ -7,6 +7,7 @@ pages reach the interface through their own assignment (attacks app), not by ver
 from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes, throttle_classes
 from rest_framework.permissions import AllowAny, BasePermission
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from annotation import roles
+from config.api import errors
 from modelserve import filtering, training_jobs
 from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
 from modelserve.generation import GenerationError
@@ -36,6 +38,49 @@ class ScoreInput(serializers.Serializer):
 class PositionInput(SnippetInput):
     index = serializers.IntegerField(min_value=0, max_value=10_000)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+
+# -- what the endpoints answer (for the OpenAPI schema) ------------------------------------
+
+class ScoreOutput(serializers.Serializer):
+    version = serializers.CharField()
+    scores = serializers.ListField(child=serializers.FloatField(), help_text="one per snippet, in order")
+
+
+class TokenOutput(serializers.Serializer):
+    index = serializers.IntegerField(help_text="position in the encoded sequence")
+    token = serializers.CharField()
+    part = serializers.ChoiceField(choices=["prompt", "completion"])
+    saliency = serializers.FloatField(help_text="gradient norm, the largest in the snippet is 1")
+
+
+class SaliencyOutput(serializers.Serializer):
+    tokens = TokenOutput(many=True)
+
+
+class SnippetOutput(serializers.Serializer):
+    prompt = serializers.CharField()
+    completion = serializers.CharField()
+
+
+class SuggestionOutput(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the replaced position, or the gap (insert before it)")
+    token = serializers.CharField()
+    token_id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="the exact score of the edited snippet")
+    snippet = SnippetOutput(help_text="the edited snippet")
+
+
+class SuggestionsOutput(serializers.Serializer):
+    suggestions = SuggestionOutput(many=True)
+
+
+class EditMapOutput(serializers.Serializer):
+    edits = SuggestionOutput(many=True)
+
+
+INFERENCE_ERRORS = errors(400, 403, 404, 409, e403="for project managers", e404="no such classifier",
+                          e409="the classifier cannot serve (not ready, retired or failed)")
 
 
 class ProjectManagersOnly(BasePermission):
@@ -68,6 +113,8 @@ def _suggestions(items):
     return [{**asdict(s), "snippet": asdict(s.snippet)} for s in items]
 
 
+@extend_schema(summary="Score snippets with a classifier", tags=["inference"], request=ScoreInput,
+               responses={200: ScoreOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def score(request, version: str):
     data = _valid(ScoreInput, request)
@@ -75,12 +122,16 @@ def score(request, version: str):
     return Response({"version": version, "scores": scores})
 
 
+@extend_schema(summary="Saliency of each token of a snippet", tags=["inference"], request=SnippetInput,
+               responses={200: SaliencyOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def saliency(request, version: str):
     data = _valid(SnippetInput, request)
     return Response({"tokens": [asdict(t) for t in inference().saliency(version, _snippet(data))]})
 
 
+@extend_schema(summary="Token substitutions at a position, rescored", tags=["inference"], request=PositionInput,
+               responses={200: SuggestionsOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def substitutions(request, version: str):
     data = _valid(PositionInput, request)
@@ -88,6 +139,8 @@ def substitutions(request, version: str):
     return Response({"suggestions": _suggestions(items)})
 
 
+@extend_schema(summary="Token insertions at a gap, rescored", tags=["inference"], request=PositionInput,
+               responses={200: SuggestionsOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def insertions(request, version: str):
     data = _valid(PositionInput, request)
@@ -95,6 +148,8 @@ def insertions(request, version: str):
     return Response({"suggestions": _suggestions(items)})
 
 
+@extend_schema(summary="The best edit at every position", tags=["inference"], request=SnippetInput,
+               responses={200: EditMapOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def edit_map(request, version: str):
     data = _valid(SnippetInput, request)
@@ -120,6 +175,27 @@ def _run_output(run) -> dict:
     return {**{f: getattr(run, f) for f in fields}, "percent": run.percent, "heartbeat_at": run.heartbeat_at}
 
 
+class TrainingRunOutput(serializers.Serializer):
+    run_id = serializers.CharField()
+    version = serializers.CharField()
+    status = serializers.ChoiceField(choices=TrainingRun.Status.choices)
+    step = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    loss = serializers.FloatField(allow_null=True)
+    eta_seconds = serializers.FloatField(allow_null=True)
+    manifest_hash = serializers.CharField()
+    manifest_size = serializers.IntegerField()
+    cancel_requested = serializers.BooleanField()
+    failure = serializers.CharField(allow_blank=True)
+    metrics = serializers.DictField()
+    percent = serializers.IntegerField()
+    heartbeat_at = serializers.DateTimeField()
+
+
+@extend_schema(summary="Start a training run", tags=["training"], request=TrainingInput,
+               responses={201: TrainingRunOutput,
+                          **errors(400, 403, e400="invalid input, an existing version or no settled labels",
+                                   e403="for project managers")})
 @pm_endpoint(["POST"])
 def start_training(request):
     data = _valid(TrainingInput, request)
@@ -131,11 +207,17 @@ def start_training(request):
     return Response(_run_output(run), status=201)
 
 
+@extend_schema(summary="A training run's progress", tags=["training"],
+               responses={200: TrainingRunOutput,
+                          **errors(403, 404, e403="for project managers", e404="no such run")})
 @pm_endpoint(["GET"])
 def training_run(request, run_id: str):
     return Response(_run_output(get_object_or_404(TrainingRun, run_id=run_id)))
 
 
+@extend_schema(summary="Ask a running training run to stop", tags=["training"], request=None,
+               responses={200: TrainingRunOutput,
+                          **errors(403, 404, e403="for project managers", e404="no such run")})
 @pm_endpoint(["POST"])
 def cancel_training(request, run_id: str):
     run = get_object_or_404(TrainingRun, run_id=run_id)
@@ -162,6 +244,24 @@ class FilteredInput(serializers.Serializer):
     seed = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
 
 
+class DrawOutput(serializers.Serializer):
+    completion = serializers.CharField(allow_blank=True)
+    score = serializers.FloatField(allow_null=True, help_text="null: empty, never scored")
+
+
+class FilteredOutput(serializers.Serializer):
+    request_id = serializers.UUIDField()
+    completion = serializers.CharField(allow_null=True, allow_blank=True,
+                                       help_text="null: nothing acceptable within the attempts")
+    accepted = serializers.BooleanField()
+    attempts = serializers.IntegerField()
+    rejected = serializers.IntegerField(help_text="how many draws were rejected")
+    replay = serializers.BooleanField(help_text="the completions are replayed from stored data")
+    rejected_draws = DrawOutput(many=True, required=False, help_text="project managers only")
+    score = serializers.FloatField(allow_null=True, required=False, help_text="project managers only")
+    generator = serializers.CharField(required=False, help_text="project managers only")
+
+
 def filtered_output(result: filtering.Filtered, user) -> dict:
     """What anyone sees; project managers also see each rejected draw and its score."""
     out = {"request_id": result.request_id, "completion": result.completion, "accepted": result.accepted,
@@ -172,6 +272,12 @@ def filtered_output(result: filtering.Filtered, user) -> dict:
     return out
 
 
+@extend_schema(
+    summary="A completion filtered by the promoted classifier", tags=["generation"], request=FilteredInput,
+    responses={200: FilteredOutput,
+               **errors(400, 503, e503="the filtered generator is not available (no promoted classifier, "
+                                       "no threshold or no generator)")},
+)
 @api_view(["POST"])
 @permission_classes([AllowAny])
 @throttle_classes([FilteredGenerationThrottle])

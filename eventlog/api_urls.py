@@ -1,0 +1,5 @@
+from django.urls import path
+
+from eventlog import api
+
+urlpatterns = [path("events", api.events, name="event_feed")]
