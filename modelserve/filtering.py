@@ -2,9 +2,11 @@
 
 Rejection sampling: draw completions until one scores below the classifier's threshold; after
 `max_attempts` rejected draws (100, as in the paper's evaluation) report failure. Draws come in
-rounds: one generator call for up to `batch` completions and one scoring call for all of
-them; the first acceptable draw in order is the answer, as if drawn one at a time, and the
-draws after it in its round are dropped unseen. The request, every rejected draw and the
+rounds: one generator call and one scoring call a round. Rounds grow 1, 2, 4, ... up to
+`batch` draws: a prompt the filter rarely rejects costs one draw, one it often rejects gets
+batched calls (a draw after the accepted one in its round is generated for nothing, so large
+first rounds waste work when most draws pass). The first acceptable draw in order is the
+answer, as if drawn one at a time; the draws after it in its round are dropped unseen. The request, every rejected draw and the
 answer are events, appended together.
 """
 
@@ -41,6 +43,8 @@ class Filtered:
     rejected: list[Draw] = field(default_factory=list)
     generator: str = ""
     threshold: float = 0.0
+    rounds: int = 0  # generator calls
+    drawn: int = 0  # draws generated, the unseen ones after the answer included
 
     @property
     def accepted(self) -> bool:
@@ -89,8 +93,10 @@ def filtered_completion(
     writer = using or generator()
     rejected: list[Draw] = []
     answer: Draw | None = None
+    rounds = drawn = 0
     while answer is None and len(rejected) < max_attempts:
-        size = min(batch, max_attempts - len(rejected))
+        size = min(2**rounds, batch, max_attempts - len(rejected))
+        rounds, drawn = rounds + 1, drawn + size
         texts = draw(writer, prompt, n=size, seed=seed + len(rejected), stop=["\n"],
                      max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p)
         completions = [first_sentence(text) for text in texts]
@@ -114,4 +120,4 @@ def filtered_completion(
     ]
     append([NewEvent(stream, e) for e in events])
     return Filtered(request_id, answer and answer.completion, answer and answer.score,
-                    len(rejected) + (answer is not None), rejected, writer.name, threshold)
+                    len(rejected) + (answer is not None), rejected, writer.name, threshold, rounds, drawn)

@@ -73,8 +73,11 @@ def test_only_completions_below_the_threshold_come_back_and_every_rejected_draw_
     assert events[0].payload["seed"] == 1000 and events[0].payload["generator"] == "fake"
     assert [e.payload["score"] for e in events[1:-1]] == [d.score for d in result.rejected]
     assert events[-1].payload["attempts"] == len(result.rejected) + 1 == result.attempts
-    # Rounds of 4 draws, seeded from the request's seed and the draws so far: reproducible.
-    assert [c["seed"] for c in fake.calls] == [1000 + 4 * k for k in range(len(fake.calls))]
+    # Rounds growing 1, 2, 4, 4, ... draws, seeded from the request's seed and the draws so far.
+    sizes = [c["n"] for c in fake.calls]
+    assert sizes == [min(2**k, 4) for k in range(len(sizes))]
+    assert [c["seed"] for c in fake.calls] == [1000 + sum(sizes[:k]) for k in range(len(sizes))]
+    assert (result.rounds, result.drawn) == (len(sizes), sum(sizes))
     again = filtering.filtered_completion(PROMPT, version=version, threshold=threshold, seed=1000, batch=4,
                                           using=Fake())
     assert (again.completion, again.attempts) == (result.completion, result.attempts)
@@ -85,7 +88,7 @@ def test_failure_is_reported_after_exactly_one_hundred_rejected_draws(promoted):
     fake = Fake()
     result = filtering.filtered_completion(PROMPT, version=version, threshold=0.5, seed=3, using=fake)
     assert not result.accepted and result.attempts == 100 and len(result.rejected) == 100
-    assert [c["n"] for c in fake.calls] == [8] * 12 + [4]  # batched rounds, the last one cut to the bound
+    assert [c["n"] for c in fake.calls] == [1, 2, 4] + [8] * 11 + [5]  # growing rounds, the last cut to the bound
     assert Event.objects.filter(type="modelserve.filtered_draw_rejected").count() == 100
     sample = FilteredSample.objects.get(pk=result.request_id)
     assert (sample.completion, sample.attempts, len(sample.rejected_scores)) == (None, 100, 100)
