@@ -16,11 +16,13 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## make run: SQLite database, web server, django-q2 worker and projection runner.
+## make run: SQLite database, the demo (once: data, accounts, a trained baseline), web server,
+## django-q2 worker and projection runner. Ctrl-C stops them all.
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo
 	@echo
-	@echo "  Serving on http://127.0.0.1:$(PORT)/   (create an admin login with: make superuser)"
+	@echo "  Serving on http://127.0.0.1:$(PORT)/   (log in with a demo account above)"
 	@echo
 	@$(PY) manage.py qcluster & QCLUSTER=$$!; \
 	 $(PY) manage.py run_projections --follow & PROJECTIONS=$$!; \

@@ -101,6 +101,7 @@ def train(
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     model.to(device).train()
+    max_tokens = min(max_tokens, getattr(model.config, "max_position_embeddings", max_tokens))  # as inference reads
     encodings = [
         tokenizer(e.prompt, e.completion, truncation=True, max_length=max_tokens, return_token_type_ids=True)
         for e in examples

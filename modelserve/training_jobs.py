@@ -51,7 +51,7 @@ def _classifier_stream(version: str) -> Stream:
 
 def start_training(
     *, version: str, base_model: str, dataset_ids: list[int], splits: list[str] | None = None,
-    equal_size: bool = False, hyperparameters: dict | None = None,
+    equal_size: bool = False, hyperparameters: dict | None = None, enqueue: bool = True,
 ) -> TrainingRun:
     """Build the manifest, record the run and a classifier in training, queue the job."""
     check_version_name(version)
@@ -81,7 +81,9 @@ def start_training(
             expected={_classifier_stream(version): NO_STREAM},
         )
         # Enqueued in the same transaction (ORM broker): no run without its job, or job without run.
-        async_task("modelserve.training_jobs.run_training", run_id, task_name=f"train {version}")
+        # Without `enqueue` the caller runs `run_training` itself (the demo setup, in the foreground).
+        if enqueue:
+            async_task("modelserve.training_jobs.run_training", run_id, task_name=f"train {version}")
     return TrainingRun.objects.get(run_id=run_id)
 
 
@@ -109,8 +111,12 @@ def fail_stale_runs(*, older_than: timedelta = timedelta(minutes=10)) -> int:
 
 
 def run_training(run_id: str) -> str:
-    """The django-q2 job. Any error leaves a failed run and no ready classifier."""
+    """The django-q2 job. Any error leaves a failed run and no ready classifier. A run that is
+    no longer running (finished, failed, or run already by `start_training(enqueue=False)`'s
+    caller) is left as it is: a job handed out twice never trains twice."""
     run = TrainingRun.objects.get(run_id=run_id)
+    if run.status != TrainingRun.Status.RUNNING:
+        return run.status
     with context.bind(actor="system:training", causation_id=run_id):
         try:
             metrics = _train(run)

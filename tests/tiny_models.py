@@ -29,20 +29,22 @@ def make_tokenizer(folder: Path) -> BertTokenizerFast:
     return BertTokenizerFast(vocab=str(path), do_lower_case=True)
 
 
-def tiny(kind: str):
+def tiny(kind: str, positions: int = 64):
     torch.manual_seed(7)
     common = dict(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=64, num_labels=1)
+                  intermediate_size=64, max_position_embeddings=positions, num_labels=1)
     if kind == "bert":
         return BertForSequenceClassification(BertConfig(**common))
     return DebertaV2ForSequenceClassification(DebertaV2Config(**common, type_vocab_size=2))
 
 
-def save_checkpoint(folder: Path, tokenizer, *, kind: str = "bert", seed: int = 7, bias: float | None = None) -> Path:
+def save_checkpoint(
+    folder: Path, tokenizer, *, kind: str = "bert", seed: int = 7, bias: float | None = None, positions: int = 64
+) -> Path:
     """A tiny checkpoint with weights of its own for each seed; `bias` shifts its logit (a
     large negative bias makes a classifier that lets everything through, a large positive
     one a classifier that catches everything)."""
-    model = tiny(kind)
+    model = tiny(kind, positions)
     torch.manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
