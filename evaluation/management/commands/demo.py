@@ -45,9 +45,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--base-model", default=None, help="default: the shipped MiniLM")
-        parser.add_argument("--epochs", type=int, default=2)
+        parser.add_argument("--epochs", type=int, default=3)
 
-    def handle(self, *args, base_model=None, epochs=2, **options):
+    def handle(self, *args, base_model=None, epochs=3, **options):
         people = self._accounts()
         labellers = [people["alice"], people["bob"]]
         stories = self._stories(labellers)
