@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from uuid import UUID
 
 from django.conf import settings
@@ -71,6 +72,7 @@ def parse_when(raw: str | None) -> datetime | None:
     return parsed
 
 
+@lru_cache(maxsize=10_000)
 def pseudonym(export_id: UUID, user_id: int | None) -> str | None:
     if user_id is None:
         return None
@@ -136,10 +138,8 @@ def rows(spec: ExportSpec) -> Iterator[dict]:
 
 def _rows(spec: ExportSpec, chunk: list[dict], campaigns: dict) -> Iterator[dict]:
     ids = [row["id"] for row in chunk]
-    items = dict(WorkItem.objects.filter(kind=TaskKind.LABEL, subject_id__in=ids).values_list(
-        "subject_id", "status"))
-    finals = dict(WorkItem.objects.filter(kind=TaskKind.LABEL, subject_id__in=ids).values_list(
-        "subject_id", "final_label"))
+    items = {subject: (status, final) for subject, status, final in WorkItem.objects.filter(
+        kind=TaskKind.LABEL, subject_id__in=ids).values_list("subject_id", "status", "final_label")}
     labels: dict[UUID, list[dict]] = defaultdict(list)
     for subject, user_id, answer in Assignment.objects.filter(
         work_item__kind=TaskKind.LABEL, work_item__subject_id__in=ids, state=Assignment.State.SUBMITTED,
@@ -161,8 +161,8 @@ def _rows(spec: ExportSpec, chunk: list[dict], campaigns: dict) -> Iterator[dict
             "source": row["source"],
             "split": row["split"],
             "added_at": row["added_at"].isoformat() if row["added_at"] else None,
-            "status": items.get(sid, ""),
-            "label": finals.get(sid) or None,
+            "status": items.get(sid, ("", ""))[0],
+            "label": items.get(sid, ("", ""))[1] or None,
             "labels": labels.get(sid, []),
             "attack": {
                 "campaign": str(attack.campaign_id), "campaign_name": campaigns.get(attack.campaign_id, ""),
