@@ -3,11 +3,9 @@
 from collections import defaultdict
 from dataclasses import dataclass
 
-import krippendorff
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
-from sklearn.metrics import cohen_kappa_score
 
 from annotation import roles
 from annotation.errors import TaskNotFound
@@ -87,6 +85,9 @@ class Agreement:
 
 def agreement(dataset: Dataset, viewer) -> Agreement:
     """Agreement statistics of a dataset; the per-labeller rows only for people `viewer` may see."""
+    import krippendorff  # on use: these pull in pandas and scipy
+    from sklearn.metrics import cohen_kappa_score
+
     rows = (
         Assignment.objects.filter(
             work_item__dataset=dataset, work_item__kind=TaskKind.LABEL, state=Assignment.State.SUBMITTED

@@ -38,9 +38,9 @@ from eventlog.projections import catch_up_to, get
 from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
 from modelserve.errors import ModelserveError
 from modelserve.generation import GenerationError, draw
-from modelserve.inference import InvalidInput
 from modelserve.interface import Snippet as Text
 from modelserve.interface import generator, inference
+from modelserve.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 

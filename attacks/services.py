@@ -38,9 +38,9 @@ from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up_to, get
 from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
 from modelserve.errors import ModelserveError
-from modelserve.inference import InvalidInput
 from modelserve.interface import Snippet, Suggestion, TokenSaliency, inference
 from modelserve.models import ClassifierVersion
+from modelserve.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ def exception_handler(exc, context):
     from eventlog.errors import EventLogError
     from modelserve.errors import ModelserveError
     from modelserve.generation import GenerationError
-    from modelserve.inference import InvalidInput
+    from modelserve.types import InvalidInput
 
     if isinstance(exc, AnnotationError | EventLogError | ModelserveError):
         return Response({"detail": str(exc)}, status=exc.status_code)

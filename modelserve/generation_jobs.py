@@ -39,9 +39,9 @@ from modelserve.events import (
     PromptCompleted,
 )
 from modelserve.generation import GenerationError, Generator, draw, first_sentence
-from modelserve.inference import InvalidInput
 from modelserve.interface import Snippet, generator, generator_name, inference
 from modelserve.models import ClassifierVersion, GenerationJob
+from modelserve.types import InvalidInput
 
 logger = logging.getLogger(__name__)
 

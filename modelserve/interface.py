@@ -19,20 +19,20 @@ from threading import Lock
 from django.conf import settings
 
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
-from modelserve.generation import GenerationError, Generator, LocalCausalLM, OpenAICompatible, Replay
-from modelserve.inference import Classifier, Snippet, Suggestion, TokenSaliency
+from modelserve.generation import GenerationError, Generator, OpenAICompatible, Replay, local_name
 from modelserve.models import ClassifierVersion
+from modelserve.types import Snippet, Suggestion, TokenSaliency
 
 __all__ = ["Snippet", "Suggestion", "TokenSaliency", "inference", "InProcessInference", "HttpInference"]
 
 
 class InProcessInference:
     def __init__(self, capacity: int = 2) -> None:
-        self._loaded: OrderedDict[str, Classifier] = OrderedDict()
+        self._loaded: OrderedDict = OrderedDict()  # version -> a loaded Classifier
         self._capacity = capacity
         self._lock = Lock()
 
-    def classifier(self, version: str) -> Classifier:
+    def classifier(self, version: str):
         row = ClassifierVersion.objects.filter(version=version).first()
         if row is None:
             raise UnknownModel(version)
@@ -42,6 +42,8 @@ class InProcessInference:
             if version in self._loaded:
                 self._loaded.move_to_end(version)
                 return self._loaded[version]
+        from modelserve.inference import Classifier  # PyTorch, on first use
+
         loaded = Classifier.from_folder(row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR)
         with self._lock:
             self._loaded[version] = loaded
@@ -89,7 +91,7 @@ class HttpInference:
             if error is UnknownModel:
                 raise UnknownModel(version) from None
             if exc.code == 400:
-                from modelserve.inference import InvalidInput
+                from modelserve.types import InvalidInput
 
                 raise InvalidInput(_detail(detail)) from None
             raise (error or ModelserveError)(f"modelserve answered {exc.code}: {_detail(detail)}") from None
@@ -142,7 +144,7 @@ def inference() -> InProcessInference | HttpInference:
     return _instance
 
 
-_local_generator: LocalCausalLM | None = None
+_local_generator = None  # the loaded LocalCausalLM
 _local_generator_lock = Lock()
 
 
@@ -160,6 +162,8 @@ def generator() -> Generator:
     with _local_generator_lock:
         if _local_generator is None or _local_generator.name != name:
             _local_generator = None  # free the previous model before loading another
+            from modelserve.local_lm import LocalCausalLM  # PyTorch, on first use
+
             _local_generator = LocalCausalLM(settings.GENERATOR_DIR)
         return _local_generator
 
@@ -169,7 +173,7 @@ def generator_name() -> str:
     if settings.GENERATOR_URL:
         return OpenAICompatible(settings.GENERATOR_URL, model=settings.GENERATOR_MODEL).name
     if settings.GENERATOR_DIR:
-        return LocalCausalLM.name_for(settings.GENERATOR_DIR)
+        return local_name(settings.GENERATOR_DIR)
     if settings.GENERATOR_REPLAY:
         return Replay.name
     raise GenerationError("no generator is configured: set GENERATOR_URL, GENERATOR_DIR or GENERATOR_REPLAY")

@@ -3,8 +3,6 @@
 import re
 from pathlib import Path
 
-from transformers import AutoConfig
-
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import BadCheckpoint, ModelserveError, ModelUnavailable, UnknownModel
 from modelserve.events import (
@@ -34,6 +32,8 @@ def register_checkpoint(
 ) -> ClassifierVersion:
     """Register a ready checkpoint folder (Hugging Face format) under a new version name."""
     check_version_name(version)
+    from transformers import AutoConfig  # on use: importing transformers is slow
+
     folder = Path(checkpoint_dir)
     try:
         AutoConfig.from_pretrained(folder, local_files_only=True)

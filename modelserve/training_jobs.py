@@ -7,12 +7,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import torch
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from uuid6 import uuid7
 
 from annotation.models import Snippet
@@ -29,12 +27,9 @@ from modelserve.events import (
     TrainingProgressed,
     TrainingStarted,
 )
-from modelserve.inference import Classifier
-from modelserve.inference import Snippet as Text
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
 from modelserve.services import check_version_name
-from modelserve.training import Cancelled, Example, train, upsample
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10
@@ -114,6 +109,8 @@ def run_training(run_id: str) -> str:
     """The django-q2 job. Any error leaves a failed run and no ready classifier. A run that is
     no longer running (finished, failed, or run already by `start_training(enqueue=False)`'s
     caller) is left as it is: a job handed out twice never trains twice."""
+    from modelserve.training import Cancelled  # PyTorch: only in the worker that trains
+
     run = TrainingRun.objects.get(run_id=run_id)
     if run.status != TrainingRun.Status.RUNNING:
         return run.status
@@ -131,6 +128,9 @@ def run_training(run_id: str) -> str:
 
 
 def _train(run: TrainingRun) -> dict:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from modelserve.training import Example, train, upsample
     checkpoint_dir = Path(ClassifierVersion.objects.get(version=run.version).checkpoint_dir)
     hyper = run.spec["hyperparameters"]
     lines = (checkpoint_dir / "manifest.jsonl").read_text().splitlines()
@@ -173,6 +173,10 @@ def _train(run: TrainingRun) -> dict:
 
 
 def _validation_metrics(run: TrainingRun, model, tokenizer) -> dict:
+    import torch
+
+    from modelserve.inference import Classifier
+    from modelserve.types import Snippet as Text
     """Accuracy and the rates at 0.5 on the validation split of the run's datasets, if any."""
     try:
         held_out = build_manifest(dataset_ids=run.spec["dataset_ids"], splits=["validation"])

@@ -140,7 +140,7 @@ def test_nothing_a_contractor_receives_reveals_the_classifier(dataset, register,
         runs[version] = _session_responses(user, campaign, completion, retire=version)
         assert DayAssignment.objects.get(user_id=user.pk).version == version
 
-    secrets = ["blind-alpha-7f3", "blind-omega-2c9", "7f3", "2c9", "alpha", "omega", "backbone",
+    secrets = ["blind-alpha-7f3", "blind-omega-2c9", "alpha", "omega", "backbone",
                *[str(f) for f in folders.values()], *[f.name for f in folders.values()], "ckpt-"]
     for version, responses in runs.items():
         for response in responses:

@@ -580,7 +580,7 @@ def test_a_tiny_causal_lm_from_the_settings(weak, attack, paraphrase_campaign, g
             loads.append(args[0])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(interface, "LocalCausalLM", Counted)
+    monkeypatch.setattr("modelserve.local_lm.LocalCausalLM", Counted)  # what generator() loads
     source, other = attack(), attack("she cut her hand on the knife .")
     campaign = paraphrase_campaign(weak)
     job = fresh(one_job(campaign, source, goal=5, budget=8))

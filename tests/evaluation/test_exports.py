@@ -143,3 +143,13 @@ def test_keyset_chunks_cover_every_row_once(world, monkeypatch):
     monkeypatch.setattr(exports, "CHUNK", 5)  # several chunks for a small dataset
     chunked = [r["id"] for r in exports.rows(exports.ExportSpec(dataset_id=dataset.pk))]
     assert chunked == whole == sorted(set(whole)) and len(whole) == 13
+
+
+def test_postgresql_builds_the_same_rows_as_the_portable_path(world, postgres_only):
+    dataset, campaign, *_ = world
+    for spec in (exports.ExportSpec(dataset_id=dataset.pk, scores=["v1"]),
+                 exports.ExportSpec(dataset_id=dataset.pk, labels=["injurious", "none"], splits=["test"]),
+                 exports.ExportSpec(dataset_id=dataset.pk, campaign=campaign.pk)):
+        in_sql = [json.loads(line) for lines in exports.json_chunks(spec) for line in lines]
+        in_python = list(exports.rows_by_queries(spec))
+        assert in_sql == in_python and in_sql
