@@ -25,8 +25,9 @@ peak RSS (`ru_maxrss`) and its RSS before the export started:
   query each), the row dicts built, every line `json.dumps`-ed and joined into one string
   in memory, then written.
 
-Both use the same export id (so the same pseudonyms); their outputs are compared by SHA-256
-and must be identical. Throughput is rows / wall time of the whole export, opening included.
+Both use the same export id (so the same pseudonyms); their rows are compared by a SHA-256
+of each row in canonical JSON (PostgreSQL spells JSON with other spaces) and must be
+identical. Throughput is rows / wall time of the whole export, opening included.
 """
 
 import argparse
@@ -321,10 +322,10 @@ def child(args) -> None:
         elapsed = time.perf_counter() - began
         usage = resource.getrusage(resource.RUSAGE_SELF)
         size = out.tell()
-        digest = hashlib.sha256()
-        with open(out.name, "rb") as again:
-            while block := again.read(1 << 20):
-                digest.update(block)
+        digest = hashlib.sha256()  # of the rows, not their spelling: key order and spaces may differ
+        with open(out.name, encoding="utf-8") as again:
+            for line in again:
+                digest.update(json.dumps(json.loads(line), sort_keys=True).encode())
     print(json.dumps({
         "rows": lines, "seconds": elapsed, "cpu": usage.ru_utime + usage.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
         "peak_mb": rss_mb(usage), "before_mb": before, "bytes": size, "sha256": digest.hexdigest(),
