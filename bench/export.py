@@ -234,7 +234,7 @@ def naive(dataset_id: int, out) -> int:
         rows.append({
             "id": str(sid), "dataset": row["dataset_id"], "prompt": row["prompt"], "completion": row["completion"],
             "source": row["source"], "split": row["split"],
-            "added_at": row["added_at"].isoformat() if row["added_at"] else None,
+            "added_at": row["added_at"].isoformat(timespec="microseconds") if row["added_at"] else None,
             "status": status, "label": final or None, "labels": labels.get(sid, []),
             "attack": {
                 "campaign": str(attack.campaign_id), "campaign_name": campaigns.get(attack.campaign_id, ""),

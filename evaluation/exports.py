@@ -151,7 +151,8 @@ _CHUNK_SQL = """
 WITH chunk AS ({chunk})
 SELECT c.id, json_build_object(
     'id', c.id, 'dataset', c.dataset_id, 'prompt', c.prompt, 'completion', c.completion,
-    'source', c.source, 'split', c.split, 'added_at', c.added_at,
+    'source', c.source, 'split', c.split,
+    'added_at', to_char(c.added_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
     'status', coalesce(w.status, ''), 'label', nullif(w.final_label, ''),
     'labels', coalesce((
         SELECT json_agg(json_build_object('labeller', %s::jsonb ->> a.user_id::text, 'label', a.answer)
@@ -222,7 +223,7 @@ def _rows(spec: ExportSpec, chunk: list[dict], campaigns: dict) -> Iterator[dict
             "completion": row["completion"],
             "source": row["source"],
             "split": row["split"],
-            "added_at": row["added_at"].isoformat() if row["added_at"] else None,
+            "added_at": row["added_at"].isoformat(timespec="microseconds") if row["added_at"] else None,
             "status": items.get(sid, ("", ""))[0],
             "label": items.get(sid, ("", ""))[1] or None,
             "labels": labels.get(sid, []),

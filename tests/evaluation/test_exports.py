@@ -31,7 +31,7 @@ def world(register, clock):
     rows = [annotation.SnippetInput(f"story {i} .", HURT if i % 3 == 0 else f"they smiled {i} .", "initial",
                                     "test" if i % 2 else "train") for i in range(12)]
     annotation.import_snippets(dataset=dataset, filename="s.jsonl", rows=rows)
-    clock.advance(days=2)
+    clock.advance(days=2, microseconds=123400)  # a fraction of a second with trailing zeros
     register("v1", bias=LETS_THROUGH)
     campaign = attacks.open_campaign(name="Round", kind="manual", dataset=dataset, target_version="v1")
     session = attacks.start_session(user=attacker, campaign=campaign)
