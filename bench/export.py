@@ -26,7 +26,7 @@ peak RSS (`ru_maxrss`) and its RSS before the export started:
   in memory, then written.
 
 Both use the same export id (so the same pseudonyms); their rows are compared by a SHA-256
-of each row in canonical JSON (PostgreSQL spells JSON with other spaces) and must be
+of each row in canonical JSON (PostgreSQL spells JSON with other spaces, and 1.0 as 1) and must be
 identical. Throughput is rows / wall time of the whole export, opening included.
 """
 
@@ -325,7 +325,7 @@ def child(args) -> None:
         digest = hashlib.sha256()  # of the rows, not their spelling: key order and spaces may differ
         with open(out.name, encoding="utf-8") as again:
             for line in again:
-                digest.update(json.dumps(json.loads(line), sort_keys=True).encode())
+                digest.update(json.dumps(json.loads(line, parse_int=float), sort_keys=True).encode())
     print(json.dumps({
         "rows": lines, "seconds": elapsed, "cpu": usage.ru_utime + usage.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
         "peak_mb": rss_mb(usage), "before_mb": before, "bytes": size, "sha256": digest.hexdigest(),

@@ -24,7 +24,6 @@ from functools import lru_cache
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from uuid6 import uuid7
@@ -175,8 +174,9 @@ _SCORE_SQL = "(SELECT r.score FROM modelserve_recordedscore r WHERE r.version = 
 def json_chunks(spec: ExportSpec) -> Iterator[list[str]]:
     """The rows as JSON text, a list a chunk (PostgreSQL)."""
     spec.check()
-    people = json.dumps({str(pk): pseudonym(spec.export_id, pk)
-                         for pk in get_user_model().objects.values_list("pk", flat=True)})
+    labellers = Assignment.objects.filter(work_item__dataset_id=spec.dataset_id).values_list("user_id", flat=True)
+    authors = Submission.objects.filter(campaign__dataset_id=spec.dataset_id).values_list("user_id", flat=True)
+    people = json.dumps({str(pk): pseudonym(spec.export_id, pk) for pk in {*labellers.distinct(), *authors}})
     scores = ""
     score_params: list = []
     if spec.scores:
