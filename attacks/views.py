@@ -62,14 +62,16 @@ def _session_action(view):
         try:
             return view(request, session, prompt, completion)
         except AttackError as exc:
-            context = _context(session, prompt, completion, error=str(exc))
-            return _respond(request, session, _ERROR_PARTIAL.get(view.__name__, "score"), context, exc.status_code)
+            partial = _ERROR_PARTIAL.get(view.__name__, "score")
+            shown_in = "suggest_error" if partial == "suggestions" else "error"  # one message, where it belongs
+            context = _context(session, prompt, completion, **{shown_in: str(exc)})
+            return _respond(request, session, partial, context, exc.status_code)
 
     wrapped.__name__ = view.__name__
     return wrapped
 
 
-_ERROR_PARTIAL = {"suggest": "suggestions", "submit": "score"}
+_ERROR_PARTIAL = {"suggest": "suggestions", "submit": "editor"}  # a refused submit keeps the text
 
 
 @_session_action

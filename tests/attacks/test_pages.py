@@ -142,3 +142,11 @@ def test_without_htmx_a_post_answers_the_whole_page(contractor_client, tool_camp
     session_id = open_page(contractor_client, tool_campaign)
     response = contractor_client.post(url("score", session_id), TEXT)
     assert response.status_code == 200 and "<html" in response.content.decode()
+
+
+def test_a_refused_submission_keeps_the_text_on_the_page(contractor_client, tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    refused = contractor_client.post(url("submit", session_id), TEXT, **HTMX)  # not ticked
+    html = refused.content.decode()
+    assert refused.status_code == 400 and "tick" in html
+    assert f">{TEXT['prompt']}</textarea>" in html and f">{TEXT['completion']}</textarea>" in html
