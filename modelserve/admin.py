@@ -72,7 +72,7 @@ class TrainingForm(forms.Form):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ("version", "status", "progress", "loss", "started_at", "heartbeat_at")
+    list_display = ("version", "status", "progress", "loss", "started_at")
     list_filter = ("status",)
     actions = ["cancel"]
 
