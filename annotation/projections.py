@@ -4,8 +4,8 @@ from datetime import datetime
 
 from annotation import consensus
 from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, WorkItem
-from eventlog.projections import Projection, catch_up_to, get, register
-from eventlog.store import head_position
+from eventlog import projections
+from eventlog.projections import Projection, register
 
 _COUNTS = ("stream_version", "done", "held")
 KIND_OF_STREAM = {"snippet": TaskKind.LABEL, "pair": TaskKind.COMPARISON, "rating": TaskKind.RATING}
@@ -194,4 +194,4 @@ class AnnotationProjection(Projection):
 
 def catch_up() -> None:
     """Apply events committed by others that the work items do not show yet (after a conflict)."""
-    catch_up_to(get(AnnotationProjection.name), head_position())
+    projections.catch_up(AnnotationProjection.name)

@@ -34,10 +34,10 @@ from attacks.events import (
 from attacks.models import Campaign, ParaphraseJob
 from attacks.selectors import confirmed_injurious
 from eventlog.errors import ConcurrencyConflict
-from eventlog.projections import catch_up_to, get
-from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
+from eventlog.projections import catch_up
+from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import ModelserveError
-from modelserve.generation import GenerationError, draw
+from modelserve.generation import draw
 from modelserve.interface import Snippet as Text
 from modelserve.interface import generator, inference
 from modelserve.types import InvalidInput
@@ -169,16 +169,12 @@ def run_paraphrasing(job_id: str, *, using=None) -> str:
                 _append(job, ParaphrasingFinished(reason=reason))
                 return ParaphraseJob.Status.FINISHED
             first = job.attempts + 1
-            texts = _generate(writer, prompt, n=min(BATCH, job.budget - job.attempts), seed=_seed(job.pk, first))
+            texts = draw(writer, prompt, n=min(BATCH, job.budget - job.attempts), seed=_seed(job.pk, first), stop=STOP)
             _record_batch(job, source, first, texts)
-    except (GenerationError, ModelserveError, InvalidInput) as exc:
+    except (ModelserveError, InvalidInput) as exc:
         logger.warning("paraphrase job %s failed: %s", job_id, exc)
         _append(job, ParaphrasingFailed(reason=str(exc)[:2000]))
         return ParaphraseJob.Status.FAILED
-
-
-def _generate(writer, prompt: str, *, n: int, seed: int) -> list[str]:
-    return draw(writer, prompt, n=n, seed=seed, stop=STOP)
 
 
 def _scores(version: str, texts: list[Text]) -> list[float | None]:
@@ -203,7 +199,7 @@ def _append(job: ParaphraseJob, *payloads) -> None:
     try:
         append([NewEvent(_stream(job.pk), p) for p in payloads], expected={_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:
-        catch_up_to(get("attacks.work"), head_position())
+        catch_up("attacks.work")
 
 
 class _AddedMeanwhile(Exception):
@@ -263,4 +259,4 @@ def _record_batch(job: ParaphraseJob, source: Snippet, first: int, texts: list[s
             transaction.set_rollback(True)
             conflict = True
     if conflict:
-        catch_up_to(get("attacks.work"), head_position())
+        catch_up("attacks.work")

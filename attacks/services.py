@@ -35,8 +35,8 @@ from attacks.events import (
 )
 from attacks.models import AttackSession, Campaign, DayAssignment, Submission
 from eventlog.errors import ConcurrencyConflict
-from eventlog.projections import catch_up_to, get
-from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
+from eventlog.projections import catch_up
+from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import ModelserveError
 from modelserve.interface import Snippet, Suggestion, TokenSaliency, inference
 from modelserve.models import ClassifierVersion
@@ -139,7 +139,7 @@ def classifier_of(campaign: Campaign, user_id: int, day: date) -> str:
     try:
         append([NewEvent(stream, event)], expected={stream: NO_STREAM})
     except ConcurrencyConflict:  # another tab of the same contractor recorded it first
-        catch_up_to(get("attacks.work"), head_position())
+        catch_up("attacks.work")
         return DayAssignment.objects.get(campaign=campaign, user_id=user_id, day=day).version
     return version
 

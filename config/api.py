@@ -23,15 +23,12 @@ def exception_handler(exc, context):
     from annotation.errors import AnnotationError
     from eventlog.errors import EventLogError
     from modelserve.errors import ModelserveError
-    from modelserve.generation import GenerationError
     from modelserve.types import InvalidInput
 
     if isinstance(exc, AnnotationError | EventLogError | ModelserveError):
         return Response({"detail": str(exc)}, status=exc.status_code)
     if isinstance(exc, InvalidInput):
         return Response({"detail": str(exc)}, status=400)
-    if isinstance(exc, GenerationError):
-        return Response({"detail": f"the generator is unavailable: {exc}"}, status=503)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError):
         response.data = _validation_body(response.data)

@@ -54,8 +54,11 @@ def build(spec: ReportSpec) -> dict:
     if len(campaigns) != len(set(spec.campaigns)):
         raise ReportError("unknown campaign(s)")
     threshold = {c.version: c.threshold for c in classifiers}
-    table = [_table_row(c, threshold[c.version], spec) for c in classifiers]
-    figure2, figure3 = _figure2(classifiers, campaigns, spec.seed), _figure3(classifiers, threshold, campaigns)
+    labels = selectors.labelled_test_snippets(spec.test_dataset) if spec.test_dataset is not None else {}
+    attacks = selectors.successful_attacks(campaigns) if campaigns else {}
+    table = [_table_row(c, threshold[c.version], spec, labels) for c in classifiers]
+    figure2 = _figure2(classifiers, campaigns, attacks, spec.seed)
+    figure3 = _figure3(classifiers, threshold, attacks)
     report = {
         "computed_from": {
             "log_position": head_position(),  # after the scores this report recorded
@@ -77,10 +80,10 @@ def build(spec: ReportSpec) -> dict:
     return report
 
 
-def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: ReportSpec) -> dict:
+def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: ReportSpec,
+               labels: dict) -> dict:
     row = {"classifier": classifier.version, "threshold": threshold}
     if spec.test_dataset is not None and threshold is not None:
-        labels = selectors.labelled_test_snippets(spec.test_dataset)
         by_id = selectors.scores(classifier.version, labels)
         ids = sorted(labels)
         counts = stats.classification_counts(np.array([labels[i] for i in ids], dtype=bool),
@@ -104,9 +107,9 @@ def _quality_check(job_id: str, seed: int) -> dict:
             "preference": _interval(preference)}
 
 
-def _figure2(classifiers: list[ClassifierVersion], campaigns: list[Campaign], seed: int) -> list[dict]:
+def _figure2(classifiers: list[ClassifierVersion], campaigns: list[Campaign], attacks: dict, seed: int
+             ) -> list[dict]:
     effort = selectors.effort_by_version(campaigns) if campaigns else {}
-    attacks = selectors.successful_attacks(campaigns) if campaigns else {}
     rows = []
     for c in classifiers:
         rows_of = effort.get(c.version)
@@ -126,10 +129,9 @@ def _figure2(classifiers: list[ClassifierVersion], campaigns: list[Campaign], se
     return rows
 
 
-def _figure3(classifiers: list[ClassifierVersion], threshold: dict, campaigns: list[Campaign]) -> dict:
+def _figure3(classifiers: list[ClassifierVersion], threshold: dict, attacks: dict) -> dict:
     """FNR of every classifier (rows) on every tool-assisted dataset, grouped by the classifier
     it targeted (columns); a miss is a confirmed-injurious snippet scored below the threshold."""
-    attacks = selectors.successful_attacks(campaigns) if campaigns else {}
     targets = [c.version for c in classifiers if c.version in attacks]
     cells = []
     for c in classifiers:
@@ -153,11 +155,16 @@ def cached(spec: ReportSpec) -> dict:
     """The report for this spec at the current log position (computed once per position)."""
     from django.core.cache import cache
 
-    key = "evaluation.report:" + hashlib.sha256(json.dumps([asdict(spec), head_position()]).encode()).hexdigest()
-    report = cache.get(key)
+    def key(position: int) -> str:
+        return "evaluation.report:" + hashlib.sha256(json.dumps([asdict(spec), position]).encode()).hexdigest()
+
+    before = head_position()
+    report = cache.get(key(before))
     if report is None:
         report = build(spec)
-        cache.set(key, report, timeout=3600)
+        # Also under the position the report itself reached (the scores it recorded): the page's
+        # figures and downloads, asked for next, find it there instead of computing it again.
+        cache.set_many({key(before): report, key(report["computed_from"]["log_position"]): report}, timeout=3600)
     return report
 
 

@@ -150,6 +150,13 @@ def catch_up_to(projection: Projection, position: int) -> None:
         advance(projection, wait=True, target=position)
 
 
+def catch_up(*names: str) -> None:
+    """Bring these projections up to the head: after a conflict, the events others committed."""
+    head = store.head_position()
+    for name in names:
+        catch_up_to(get(name), head)
+
+
 def run_all(names: Iterable[str] | None = None) -> dict[str, int]:
     selected = [get(n) for n in names] if names else all_projections()
     return {p.name: advance(p) for p in selected}

@@ -15,7 +15,6 @@ from annotation.models import Dataset, Source, Split
 from modelserve import generation_jobs, services, training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
-from modelserve.generation import GenerationError
 from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
 
 
@@ -222,7 +221,7 @@ class GenerationJobAdmin(ReadOnly, admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 job = start_generation_job(form)
-            except (ModelserveError, GenerationError) as exc:
+            except ModelserveError as exc:
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, f"{job.get_kind_display()}: {job.prompts} prompts queued.")

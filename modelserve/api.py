@@ -18,7 +18,6 @@ from annotation import roles
 from config.api import errors
 from modelserve import filtering, training_jobs
 from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
-from modelserve.generation import GenerationError
 from modelserve.interface import Snippet, inference
 from modelserve.models import TrainingRun
 
@@ -286,7 +285,7 @@ def filtered_generation(request):
     try:
         result = filtering.filtered_completion(data["prompt"], seed=data.get("seed"),
                                                user_id=request.user.pk if request.user.is_authenticated else None)
-    except (ModelserveError, GenerationError) as exc:
+    except ModelserveError as exc:  # a generator error too
         if isinstance(exc, InvalidPrompt) or roles.is_pm(request.user):
             raise
         raise FilterUnavailable("the filtered generator is not available right now") from None

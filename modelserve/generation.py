@@ -17,9 +17,13 @@ import urllib.request
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from modelserve.errors import ModelserveError
 
-class GenerationError(Exception):
+
+class GenerationError(ModelserveError):
     """A generator could not answer (bad folder, HTTP error, bad reply)."""
+
+    status_code = 503
 
 
 @runtime_checkable

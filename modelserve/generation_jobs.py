@@ -27,8 +27,8 @@ from annotation import services as annotation_services
 from annotation.errors import AnnotationError
 from annotation.models import Dataset, Source, Split
 from eventlog.errors import ConcurrencyConflict
-from eventlog.projections import catch_up_to, get
-from eventlog.store import NO_STREAM, NewEvent, Stream, append, head_position
+from eventlog.projections import catch_up
+from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve import filtering
 from modelserve.errors import ModelserveError
 from modelserve.events import (
@@ -38,7 +38,7 @@ from modelserve.events import (
     GenerationParams,
     PromptCompleted,
 )
-from modelserve.generation import GenerationError, Generator, draw, first_sentence
+from modelserve.generation import Generator, draw, first_sentence
 from modelserve.interface import Snippet, generator, generator_name, inference
 from modelserve.models import ClassifierVersion, GenerationJob
 from modelserve.types import InvalidInput
@@ -154,7 +154,7 @@ def run_generation_job(job_id: str, *, using: Generator | None = None) -> str:
                              top_p=params.get("top_p", 0.95))
                 completions = [first_sentence(t) for t in texts]
             _record_prompt(job, index, seed, completions)
-    except (GenerationError, ModelserveError, InvalidInput, AnnotationError, ValueError) as exc:
+    except (ModelserveError, InvalidInput, AnnotationError, ValueError) as exc:
         logger.warning("generation job %s failed: %s", job_id, exc)
         _append(job, GenerationJobFailed(reason=str(exc)[:2000]))
         return GenerationJob.Status.FAILED
@@ -176,7 +176,7 @@ def _append(job: GenerationJob, payload) -> None:
     try:
         append([NewEvent(_stream(job.pk), payload)], expected={_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:  # another run of this job moved it on
-        catch_up_to(get("modelserve.generation"), head_position())
+        catch_up("modelserve.generation")
 
 
 def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[str]) -> None:
@@ -195,8 +195,7 @@ def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[
                                     scores=scores)
             append([NewEvent(_stream(job.pk), event)], expected={_stream(job.pk): job.stream_version})
     except (ConcurrencyConflict, IntegrityError):  # another run recorded this prompt (and its snippets) first
-        catch_up_to(get("modelserve.generation"), head_position())
-        catch_up_to(get("annotation.work"), head_position())
+        catch_up("modelserve.generation", "annotation.work")
 
 
 def _add_snippets(job: GenerationJob, prompt: str, completions: list[str]) -> list[UUID | None]:
@@ -216,8 +215,7 @@ def _finish_once(job: GenerationJob) -> None:
             append([NewEvent(_stream(job.pk), GenerationJobFinished(report=report))],
                    expected={_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:  # another run finished it first
-        catch_up_to(get("modelserve.generation"), head_position())
-        catch_up_to(get("annotation.work"), head_position())
+        catch_up("modelserve.generation", "annotation.work")
 
 
 def _finish(job: GenerationJob) -> dict:

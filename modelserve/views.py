@@ -10,7 +10,6 @@ from annotation import roles
 from modelserve import filtering
 from modelserve.api import FilteredGenerationThrottle
 from modelserve.errors import InvalidPrompt, ModelserveError
-from modelserve.generation import GenerationError
 
 logger = logging.getLogger(__name__)
 TEMPLATE = "modelserve/talk.html"
@@ -32,7 +31,7 @@ def talk(request):
     except InvalidPrompt as exc:
         context["error"] = str(exc)
         return render(request, template, context, status=400)
-    except (ModelserveError, GenerationError) as exc:  # configuration: details for project managers only
+    except ModelserveError as exc:  # configuration or generator: details for project managers only
         logger.warning("filtered generation unavailable: %s", exc)
         context["error"] = str(exc) if context["pm"] else "The filtered generator is not available right now."
         return render(request, template, context, status=503)
