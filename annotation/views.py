@@ -1,6 +1,6 @@
 """Contractor and oversight pages (HTMX). Thin: parse, authorise, call services/selectors."""
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import roles, selectors, services
 from annotation.errors import AnnotationError, TaskNotFound
 from annotation.models import Dataset, Label, TaskKind
+from eventlog.idempotency import idempotent_page
 
 KINDS = {kind.value: kind for kind in TaskKind}
 
@@ -38,6 +39,7 @@ def _task_context(request, dataset, kind, task, error=None):
         "progress": selectors.own_progress(request.user, dataset)[kind],
         "labels": [(str(i + 1), label.value, label.label) for i, label in enumerate(labels)],
         "ratings": [(str(r % 10), r) for r in range(1, 11)],
+        "idempotency_key": uuid4().hex,  # a browser that posts the form again sends the same key
     }
     if task is not None:
         context.update(selectors.task_content(task))
@@ -74,6 +76,7 @@ def task_page(request, dataset_id: int, kind: str):
 
 @require_POST
 @contractor_only
+@idempotent_page
 def answer(request, task_id: UUID):
     raw = request.POST.get("answer", "")
     return _act(request, task_id, lambda task: services.submit_answer(user=request.user, task_id=task_id, raw=raw))
@@ -81,6 +84,7 @@ def answer(request, task_id: UUID):
 
 @require_POST
 @contractor_only
+@idempotent_page
 def skip(request, task_id: UUID):
     return _act(request, task_id, lambda task: services.release_task(user=request.user, task_id=task_id))
 

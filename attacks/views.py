@@ -1,5 +1,6 @@
 """Attack pages (HTMX). Thin: parse, call services, render. Nothing here names a classifier."""
 
+from functools import wraps
 from uuid import UUID
 
 from django.http import Http404, HttpResponse
@@ -10,6 +11,7 @@ from annotation import roles
 from attacks import selectors, services
 from attacks.errors import AttackError, SessionNotFound
 from attacks.models import Campaign
+from eventlog.idempotency import idempotent_page
 
 TEMPLATE = "attacks/attack_page.html"
 
@@ -51,6 +53,8 @@ def _session_action(view):
 
     @require_POST
     @contractor_only
+    @idempotent_page
+    @wraps(view)
     def wrapped(request, session_id: UUID):
         try:
             session = services.own_session(request.user, session_id)
@@ -67,7 +71,6 @@ def _session_action(view):
             context = _context(session, prompt, completion, **{shown_in: str(exc)})
             return _respond(request, session, partial, context, exc.status_code)
 
-    wrapped.__name__ = view.__name__
     return wrapped
 
 

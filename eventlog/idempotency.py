@@ -10,10 +10,12 @@ a different request raises IdempotencyKeyReused (HTTP 422, as the IETF Idempoten
 import hashlib
 import json
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.http import HttpResponse
 
 from eventlog.errors import IdempotencyKeyReused
 from eventlog.models import IdempotencyRecord
@@ -46,6 +48,11 @@ def run_once(*, scope: str, key: str, request: Any, command: Callable[[], T]) ->
         return result, False
 
 
+KEY_HEADER = "Idempotency-Key"
+KEY_FIELD = "idempotency_key"  # the same key as a form field, for pages posted without HTMX
+MAX_KEY_LENGTH = 255
+
+
 def idempotent_api(view):
     """For a REST view: honour an `Idempotency-Key` header.
 
@@ -53,37 +60,103 @@ def idempotent_api(view):
     route; a retry gets it back with `Idempotent-Replayed: true`; the same key with a
     different body is answered 422. Without the header the view runs as usual.
     """
-    from functools import wraps
-
     from rest_framework.response import Response
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if not key:
-            return view(request, *args, **kwargs)
-        if len(key) > 255:
-            return Response({"detail": "Idempotency-Key is longer than 255 characters"}, status=400)
-        scope = f"{request.resolver_match.view_name}:{request.user.pk}:{sorted(kwargs.items())}"
+        return _serve_once(
+            view, request, args, kwargs,
+            key=request.headers.get(KEY_HEADER, ""),
+            body=request.data,
+            record=lambda response: {"status": response.status_code, "body": _plain(response.data)},
+            replay=lambda stored: Response(stored["body"], status=stored["status"]),
+            refuse=lambda detail, status: Response({"detail": detail}, status=status),
+        )
 
-        def command():
-            response = view(request, *args, **kwargs)
-            if response.status_code >= 400:
-                raise _Refused(response)
-            return {"status": response.status_code, "body": response.data}
-
-        try:
-            stored, replayed = run_once(scope=scope, key=key, request=request.data, command=command)
-        except IdempotencyKeyReused as exc:
-            return Response({"detail": str(exc)}, status=exc.status_code)
-        except _Refused as refused:  # errors are not stored: a corrected retry may succeed
-            return refused.response
-        response = Response(stored["body"], status=stored["status"])
-        if replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
-
+    IDEMPOTENT_VIEWS.add(_view_path(view))
     return wrapped
+
+
+def idempotent_page(view):
+    """For a page or HTMX partial that writes: the same contract as `idempotent_api`.
+
+    The key comes from the `Idempotency-Key` header (the pages' script sets one on every HTMX
+    post and reuses it when an element sends the same request again after a failure) or from
+    a form field for forms posted without HTMX. The first response's status, content and HTMX
+    headers are stored and replayed.
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        return _serve_once(
+            view, request, args, kwargs,
+            key=request.headers.get(KEY_HEADER) or request.POST.get(KEY_FIELD, ""),
+            body={name: request.POST.getlist(name) for name in sorted(request.POST)
+                  if name not in (KEY_FIELD, "csrfmiddlewaretoken")},
+            record=_record_page,
+            replay=_replay_page,
+            refuse=lambda detail, status: HttpResponse(detail, status=status, content_type="text/plain"),
+        )
+
+    IDEMPOTENT_VIEWS.add(_view_path(view))
+    return wrapped
+
+
+# Views wrapped by one of the two decorators ("module.name"): a test walks the URLconf and
+# checks that every route that writes is among them.
+IDEMPOTENT_VIEWS: set[str] = set()
+_REPLAYED_HEADERS = ("Location", "HX-Trigger", "HX-Redirect", "HX-Retarget", "HX-Reswap")
+
+
+def _view_path(view) -> str:
+    return f"{view.__module__}.{view.__name__}"
+
+
+def _serve_once(view, request, args, kwargs, *, key, body, record, replay, refuse):
+    key = key.strip()
+    if not key:
+        return view(request, *args, **kwargs)
+    if len(key) > MAX_KEY_LENGTH:
+        return refuse(f"{KEY_HEADER} is longer than {MAX_KEY_LENGTH} characters", 400)
+    scope = f"{request.resolver_match.view_name}:{request.user.pk}:{sorted(kwargs.items())}"
+
+    def command():
+        response = view(request, *args, **kwargs)
+        if response.status_code >= 400:
+            raise _Refused(response)
+        return record(response)
+
+    try:
+        stored, replayed = run_once(scope=scope, key=key, request=body, command=command)
+    except IdempotencyKeyReused as exc:
+        return refuse(str(exc), exc.status_code)
+    except _Refused as refused:  # errors are not stored: a corrected retry may succeed
+        return refused.response
+    response = replay(stored)
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _plain(data: Any) -> Any:
+    """What a stored response body reads back as: JSON types only (UUIDs, dates as strings)."""
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _record_page(response) -> dict:
+    return {
+        "status": response.status_code,
+        "content": response.content.decode(response.charset),
+        "content_type": response["Content-Type"],
+        "headers": {name: response[name] for name in _REPLAYED_HEADERS if response.has_header(name)},
+    }
+
+
+def _replay_page(stored: dict) -> HttpResponse:
+    response = HttpResponse(stored["content"], status=stored["status"], content_type=stored["content_type"])
+    for name, value in stored["headers"].items():
+        response[name] = value
+    return response
 
 
 class _Refused(Exception):

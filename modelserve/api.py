@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from annotation import roles
-from config.api import errors
+from config.api import IDEMPOTENCY_KEY, errors
+from eventlog.idempotency import idempotent_api
 from modelserve import filtering, training_jobs
 from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
 from modelserve.interface import Snippet, inference
@@ -191,11 +192,12 @@ class TrainingRunOutput(serializers.Serializer):
     heartbeat_at = serializers.DateTimeField()
 
 
-@extend_schema(summary="Start a training run", tags=["training"], request=TrainingInput,
+@extend_schema(summary="Start a training run", tags=["training"], request=TrainingInput, parameters=[IDEMPOTENCY_KEY],
                responses={201: TrainingRunOutput,
-                          **errors(400, 403, e400="invalid input, an existing version or no settled labels",
+                          **errors(400, 403, 422, e400="invalid input, an existing version or no settled labels",
                                    e403="for project managers")})
 @pm_endpoint(["POST"])
+@idempotent_api
 def start_training(request):
     data = _valid(TrainingInput, request)
     run = training_jobs.start_training(
@@ -215,9 +217,11 @@ def training_run(request, run_id: str):
 
 
 @extend_schema(summary="Ask a running training run to stop", tags=["training"], request=None,
+               parameters=[IDEMPOTENCY_KEY],
                responses={200: TrainingRunOutput,
-                          **errors(403, 404, e403="for project managers", e404="no such run")})
+                          **errors(403, 404, 422, e403="for project managers", e404="no such run")})
 @pm_endpoint(["POST"])
+@idempotent_api
 def cancel_training(request, run_id: str):
     run = get_object_or_404(TrainingRun, run_id=run_id)
     training_jobs.cancel_training(run_id=run.run_id)
@@ -273,13 +277,15 @@ def filtered_output(result: filtering.Filtered, user) -> dict:
 
 @extend_schema(
     summary="A completion filtered by the promoted classifier", tags=["generation"], request=FilteredInput,
+    parameters=[IDEMPOTENCY_KEY],
     responses={200: FilteredOutput,
-               **errors(400, 503, e503="the filtered generator is not available (no promoted classifier, "
+               **errors(400, 422, 503, e503="the filtered generator is not available (no promoted classifier, "
                                        "no threshold or no generator)")},
 )
 @api_view(["POST"])
 @permission_classes([AllowAny])
 @throttle_classes([FilteredGenerationThrottle])
+@idempotent_api
 def filtered_generation(request):
     data = _valid(FilteredInput, request)
     try:

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from annotation import roles
+from eventlog.idempotency import idempotent_page
 from modelserve import filtering
 from modelserve.api import FilteredGenerationThrottle
 from modelserve.errors import InvalidPrompt, ModelserveError
@@ -16,6 +17,7 @@ TEMPLATE = "modelserve/talk.html"
 
 
 @require_http_methods(["GET", "POST"])
+@idempotent_page
 def talk(request):
     context = {"pm": roles.is_pm(request.user), "max_prompt": filtering.MAX_PROMPT}
     if request.method == "GET":
