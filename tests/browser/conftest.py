@@ -49,7 +49,8 @@ class Problems:
 
     def watch(self, page):
         page.on("pageerror", lambda error: self.items.append(f"script error: {error}"))
-        page.on("requestfailed", lambda request: self.items.append(f"failed: {request.url} {request.failure}"))
+        page.on("requestfailed", lambda request: request.url not in page.failures_expected
+                and self.items.append(f"failed: {request.url} {request.failure}"))
         page.on("response", lambda response: response.status >= 400 and "/static/" in response.url
                 and self.items.append(f"{response.status}: {response.url}"))
 
@@ -59,6 +60,7 @@ def page(browser, live_server, request):
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
+    page.failures_expected = set()  # URLs a test makes fail on purpose
     problems = Problems()
     problems.watch(page)
     page.live_url = live_server.url
