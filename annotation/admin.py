@@ -116,7 +116,9 @@ class DatasetAdmin(PMOnly, admin.ModelAdmin):
     def _form_page(self, request, dataset, form, title, errors=()):
         context = {**self.admin_site.each_context(request), "title": title, "dataset": dataset, "form": form,
                    "errors": errors, "opts": self.model._meta}
-        return render(request, "admin/annotation/dataset_form.html", context)
+        # A post that comes back to its form was refused (a success redirects).
+        return render(request, "admin/annotation/dataset_form.html", context,
+                      status=400 if request.method == "POST" else 200)
 
     def import_view(self, request, pk):
         if not self.has_change_permission(request):

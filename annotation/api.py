@@ -13,12 +13,12 @@ from rest_framework.response import Response
 
 from annotation import roles, selectors, services
 from annotation.models import Assignment, Dataset, TaskKind
-from config.api import IDEMPOTENCY_KEY, errors
+from config.api import IDEMPOTENCY_KEY, TextField, errors
 from eventlog.idempotency import idempotent_api
 
 
 class AnswerInput(serializers.Serializer):
-    answer = serializers.CharField(max_length=32)
+    answer = TextField(max_length=32)
 
 
 # -- what the endpoints answer (for the OpenAPI schema) ------------------------------------

@@ -12,6 +12,7 @@ import json
 from annotation.events import MAX_TEXT
 from annotation.models import Source, Split
 from annotation.services import SnippetInput
+from annotation.text import text_problem
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
@@ -70,8 +71,8 @@ def read_prompt_file(data: bytes, *, filename: str) -> tuple[list[str], list[str
             errors.append(f"line {line}: {record}")
         elif not isinstance(value, str) or not value.strip():
             errors.append(f"line {line}: prompt is missing or empty")
-        elif len(value) > MAX_TEXT:
-            errors.append(f"line {line}: prompt is longer than {MAX_TEXT} characters")
+        elif problem := text_problem(value, max_length=MAX_TEXT):
+            errors.append(f"line {line}: prompt {problem}")
         else:
             prompts.append(value.strip())
     if not prompts and not errors:
@@ -113,10 +114,8 @@ def _validate(record: dict, line: int, default_source: str, default_split: str):
         value = record.get(field)
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{field} is missing or empty")
-        elif len(value) > MAX_TEXT:
-            problems.append(f"{field} is longer than {MAX_TEXT} characters")
-        elif "\x00" in value:
-            problems.append(f"{field} contains a NUL character")
+        elif problem := text_problem(value, max_length=MAX_TEXT):
+            problems.append(f"{field} {problem}")
         else:
             values[field] = value.strip()
     source = record.get("source") or default_source

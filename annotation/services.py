@@ -329,7 +329,9 @@ def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
         return submit_label(user=user, task_id=task_id, label=raw, assignment=assignment)
     if kind == TaskKind.COMPARISON:
         return submit_comparison(user=user, task_id=task_id, choice=raw)
-    return submit_rating(user=user, task_id=task_id, rating=int(raw) if raw.strip().isdigit() else None)
+    digits = raw.strip()  # ASCII digits only: "²".isdigit() is true, and int() refuses 5000 digits
+    rating = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 2 else None
+    return submit_rating(user=user, task_id=task_id, rating=rating)
 
 
 # -- comparison and rating work ---------------------------------------------------------------

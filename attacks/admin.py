@@ -5,7 +5,10 @@ from uuid import UUID
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.urls import path
 
 from annotation.admin import PMOnly, ReadOnly
@@ -23,7 +26,8 @@ def _ready_versions():
 def _form_page(admin_site, request, title, form, submit_label, extra=None):
     context = {**admin_site.each_context(request), "title": title, "form": form, "submit_label": submit_label,
                **(extra or {})}
-    return render(request, "admin/form_page.html", context)
+    # A post that comes back to its form was refused (a success redirects).
+    return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)
 
 
 class CampaignForm(forms.Form):
@@ -35,9 +39,11 @@ class CampaignForm(forms.Form):
     target_version = forms.ChoiceField(required=False, help_text="the classifier attacked (or an experiment below)")
     experiment_classifiers = forms.MultipleChoiceField(
         required=False, help_text="an experiment: each contractor gets one of these at random each working day")
-    seed = forms.IntegerField(initial=0, help_text="the experiment's draws are reproducible from it")
+    seed = forms.IntegerField(initial=0, min_value=0, max_value=services.MAX_SEED,
+                              help_text="the experiment's draws are reproducible from it")
     threshold = forms.FloatField(min_value=1e-6, max_value=0.999, initial=services.DEFAULT_THRESHOLD)
-    idle_cap_seconds = forms.IntegerField(min_value=1, initial=services.DEFAULT_IDLE_CAP_SECONDS,
+    idle_cap_seconds = forms.IntegerField(min_value=1, max_value=services.MAX_IDLE_CAP_SECONDS,
+                                          initial=services.DEFAULT_IDLE_CAP_SECONDS,
                                           help_text="a longer idle gap counts this long")
     time_zone = forms.CharField(initial=settings.TIME_ZONE, help_text="working days are dates in this zone")
 
@@ -72,6 +78,8 @@ class CampaignAdmin(PMOnly, admin.ModelAdmin):
         self.message_user(request, "closed")
 
     def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):  # this view replaces the one that checks
+            raise PermissionDenied
         form = CampaignForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -91,7 +99,11 @@ class CampaignAdmin(PMOnly, admin.ModelAdmin):
         return _form_page(self.admin_site, request, "Open an attack campaign", form, "Open")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        campaign = get_object_or_404(Campaign, pk=object_id)
+        if not self.has_change_permission(request):  # this view replaces the one that checks
+            raise PermissionDenied
+        campaign = self.get_object(request, unquote(object_id))  # None for an id that is not a UUID
+        if campaign is None:
+            raise Http404("no such campaign")
         form = SwitchTargetForm(request.POST or None, initial={"version": campaign.target_version})
         if request.method == "POST" and form.is_valid():
             try:
@@ -109,7 +121,7 @@ class CampaignAdmin(PMOnly, admin.ModelAdmin):
         }
         return render(request, "admin/attacks/campaign_detail.html",
                       {**self.admin_site.each_context(request), "title": campaign.name, "opts": self.model._meta,
-                       **extra})
+                       **extra}, status=400 if request.method == "POST" else 200)
 
 
 class ParaphraseForm(forms.Form):

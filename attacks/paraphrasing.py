@@ -22,7 +22,9 @@ from django_q.tasks import async_task
 
 from annotation import services as annotation_services
 from annotation.errors import AnnotationError
+from annotation.events import MAX_TEXT
 from annotation.models import Dataset, Snippet
+from annotation.text import text_problem
 from attacks.errors import AttackError
 from attacks.events import (
     ParaphraseGenerated,
@@ -69,6 +71,8 @@ def _stream(job_id) -> Stream:
 
 
 def check_few_shot_prompt(text: str) -> None:
+    if problem := text_problem(text, max_length=MAX_TEXT):  # the request's event holds it
+        raise AttackError(f"the few-shot prompt {problem}")
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     except ValueError as exc:

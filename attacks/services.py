@@ -18,7 +18,9 @@ from uuid6 import uuid7
 from annotation import roles
 from annotation import services as annotation_services
 from annotation.errors import AnnotationError
+from annotation.events import MAX_TEXT
 from annotation.models import Dataset, Split
+from annotation.text import text_problem
 from attacks.assignment import classifier_for_day
 from attacks.errors import AttackError, AttackRefused, CampaignIsClosed, ClassifierBusy, NotAllowed, SessionNotFound
 from attacks.events import (
@@ -46,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_IDLE_CAP_SECONDS = 600
+MAX_IDLE_CAP_SECONDS = 86_400
+MAX_SEED = 2**62
 SUGGESTIONS = 15
 
 
@@ -78,6 +82,13 @@ def open_campaign(
     """Open a campaign against one target classifier, or an experiment over several."""
     if kind not in Campaign.Kind.values:
         raise AttackError(f"kind must be one of {Campaign.Kind.values}")
+    problem = text_problem(name.strip(), max_length=200) if name.strip() else "is empty"
+    if problem:
+        raise AttackError(f"the name {problem}")
+    if not 1 <= idle_cap_seconds <= MAX_IDLE_CAP_SECONDS:
+        raise AttackError(f"the idle cap is between 1 and {MAX_IDLE_CAP_SECONDS} seconds")
+    if not 0 <= seed <= MAX_SEED:
+        raise AttackError(f"the seed is a whole number from 0 to {MAX_SEED}")
     classifiers = sorted(set(experiment_classifiers or []))
     if bool(target_version) == bool(classifiers):
         raise AttackError("give either a target classifier or an experiment's classifiers, not both")
@@ -91,9 +102,11 @@ def open_campaign(
         raise AttackError("contractors see the campaign's name: it must not name a classifier")
     time_zone = time_zone or settings.TIME_ZONE
     try:
+        if len(time_zone) > 64:  # the longest zone name is 32 characters
+            raise ValueError
         ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise AttackError(f"unknown time zone {time_zone!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of zones
+        raise AttackError(f"unknown time zone {time_zone[:64]!r}") from None
     campaign_id = uuid7()
     opened = CampaignOpened(
         campaign_id=campaign_id, name=name.strip(), kind=kind, dataset_id=dataset.pk, split=split,
@@ -205,6 +218,9 @@ def _snippet(prompt: str, completion: str) -> Snippet:
     prompt, completion = prompt.strip(), completion.strip()
     if not prompt or not completion:
         raise AttackError("write both a prompt and a completion")
+    for name, text in (("prompt", prompt), ("completion", completion)):
+        if problem := text_problem(text, max_length=MAX_TEXT):
+            raise AttackError(f"the {name} {problem}")
     return Snippet(prompt, completion)
 
 

@@ -95,8 +95,8 @@ def apply(request, session, prompt, completion):
 @_session_action
 def suggest(request, session, prompt, completion):
     tool = request.POST.get("tool", "")
-    raw_index = request.POST.get("index", "")
-    index = int(raw_index) if raw_index.lstrip("-").isdigit() else None
+    raw_index = request.POST.get("index", "").strip()  # ASCII digits: int() refuses "²" and "--5"
+    index = int(raw_index) if raw_index.isascii() and raw_index.isdigit() and len(raw_index) <= 6 else None
     found = services.suggest(user=request.user, session_id=session.pk, prompt=prompt, completion=completion,
                              tool=tool, index=index)
     return _respond(request, session, "suggestions",

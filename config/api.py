@@ -75,6 +75,28 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+class _Strict:
+    """Takes JSON strings only (DRF's CharField turns a number into text) and refuses what
+    annotation.text refuses: NUL, the other control characters, lone surrogates."""
+
+    def to_internal_value(self, data):
+        from annotation.text import text_problem  # this module imports no app at load time
+
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if problem := text_problem(data):
+            raise ValidationError(f"This field {problem}.")
+        return super().to_internal_value(data)
+
+
+class TextField(_Strict, serializers.CharField):
+    """A CharField for free text: strings only, no control characters."""
+
+
+class SlugField(_Strict, serializers.SlugField):
+    """A SlugField that takes strings only."""
+
+
 # -- OpenAPI helpers shared by the REST modules ------------------------------------------
 
 class ErrorSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ see README.md ("Production").
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from here: the docs page needs no CDN
     "django_q",
+    "axes",  # login throttling: failed logins, lockouts (visible in the admin)
     "eventlog",
     "annotation",
     "attacks",
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RefuseUnreadableRequests",  # 400: unreadable input; 503: the database is unreachable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -68,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "eventlog.middleware.EventMetadataMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -129,6 +133,21 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# Password guessing on /accounts/login/ and /admin/login/ (django-axes): after AXES_FAILURE_LIMIT
+# failed logins of one username from one address, that pair is refused (429) for
+# AXES_COOLOFF_MINUTES, right password or not. Lockouts are listed in the admin (Axes → Access
+# attempts; deleting one unlocks). Sessions and API tokens never pass through here.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -7,6 +7,9 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EVENTLOG_ALLOW_FLUSH = True
 GENERATOR_REPLAY = False  # tests choose their generator
+# Login throttling off: tests log in with client.login (no request for axes to see) or
+# force_login; tests/security/test_login_throttling.py turns it on.
+AXES_ENABLED = False
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.fixture_app"]  # noqa: F405
 

@@ -115,4 +115,5 @@ def threshold_page(request):
         if request.method == "POST" and selection.threshold is not None:
             thresholds.apply(selection)
             context["applied"] = True
-    return render(request, "evaluation/thresholds.html", context)
+    refused = request.method == "POST" and not (form.is_bound and form.is_valid())
+    return render(request, "evaluation/thresholds.html", context, status=400 if refused else 200)

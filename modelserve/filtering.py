@@ -16,6 +16,7 @@ from uuid import UUID
 
 from uuid6 import uuid7
 
+from annotation.text import text_problem
 from eventlog.store import NewEvent, Stream, append
 from modelserve.errors import InvalidPrompt, ModelserveError
 from modelserve.events import FilteredAnswered, FilteredDrawRejected, FilteredRequested, GenerationParams
@@ -78,8 +79,8 @@ def filtered_completion(
     prompt = prompt.strip()
     if not prompt:
         raise InvalidPrompt("write a prompt")
-    if len(prompt) > MAX_PROMPT:
-        raise InvalidPrompt(f"the prompt is longer than {MAX_PROMPT} characters")
+    if problem := text_problem(prompt, max_length=MAX_PROMPT):
+        raise InvalidPrompt(f"the prompt {problem}")
     if not 1 <= batch <= max_attempts <= 1000:
         raise ModelserveError("1 <= batch <= max_attempts <= 1000")
     row = ClassifierVersion.objects.filter(version=version).first() if version else default_classifier()

@@ -9,12 +9,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 from uuid6 import uuid7
 
 from annotation.models import Snippet
+from annotation.text import text_problem
 from eventlog import context
+from eventlog.errors import ConcurrencyConflict
+from eventlog.models import Event
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import ModelserveError
 from modelserve.events import (
@@ -34,6 +38,7 @@ from modelserve.services import check_version_name
 logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10
 DEFAULTS = {"epochs": 1, "learning_rate": 2e-5, "batch_size": 16, "seed": 0}
+MAX_SEED = 2**62  # torch.manual_seed takes at most 2**64 - 1, and each epoch adds one
 
 
 def _run_stream(run_id: str) -> Stream:
@@ -51,9 +56,14 @@ def start_training(
     """Build the manifest, record the run and a classifier in training, queue the job."""
     check_version_name(version)
     base_model = str(base_model)
+    problem = text_problem(base_model, max_length=500) if base_model.strip() else "is empty"
+    if problem:
+        raise ModelserveError(f"the base model {problem}")
     if ClassifierVersion.objects.filter(version=version).exists():
         raise ModelserveError(f"classifier {version!r} already exists")
     hyper = {**DEFAULTS, **(hyperparameters or {})}
+    if not 0 <= hyper["seed"] <= MAX_SEED:
+        raise ModelserveError(f"the seed is a whole number from 0 to {MAX_SEED}")
     splits = splits or ["train"]
     manifest = build_manifest(dataset_ids=dataset_ids, splits=splits, equal_size=equal_size, seed=hyper["seed"])
     run_id = str(uuid7())
@@ -88,32 +98,50 @@ def cancel_training(*, run_id: str) -> None:
         append([NewEvent(_run_stream(run_id), TrainingCancelRequested())])
 
 
-def _fail(run: TrainingRun, reason: str) -> None:
-    append([
-        NewEvent(_run_stream(run.run_id), TrainingFailed(reason=reason)),
-        NewEvent(_classifier_stream(run.version), ClassifierFailed(reason=reason)),
-    ])
+def _fail(run: TrainingRun, reason: str) -> bool:
+    return _end(run, TrainingFailed(reason=reason), ClassifierFailed(reason=reason))
+
+
+_ENDINGS = ("modelserve.training_finished", "modelserve.training_failed")
+
+
+def _end(run: TrainingRun, run_event, classifier_event) -> bool:
+    """Append a run's ending and its classifier's, unless the run has ended already.
+
+    Appended at the run stream's version read together with "not ended" (one statement, from
+    the log itself, not from a read model that may lag): a stale-run sweep and a worker that
+    finishes (a frozen worker coming back, a job handed out twice) cannot both end one run, so
+    the registry never holds a ready classifier of a failed run. Returns whether it ended it.
+    """
+    stream = _run_stream(run.run_id)
+    for _ in range(10):
+        state = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).aggregate(
+            head=Max("version"), ended=Count("position", filter=Q(type__in=_ENDINGS)))
+        if state["ended"]:
+            return False
+        try:
+            append([NewEvent(stream, run_event), NewEvent(_classifier_stream(run.version), classifier_event)],
+                   expected={stream: state["head"] or NO_STREAM})
+        except ConcurrencyConflict:
+            continue  # a heartbeat, a cancel request or another ending came first: look again
+        return True
+    raise ModelserveError(f"training run {run.run_id} is too busy to end; try again")
 
 
 def fail_stale_runs(*, older_than: timedelta = timedelta(minutes=10)) -> int:
     """Runs whose worker stopped sending heartbeats (killed, out of memory) are failed."""
     stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=timezone.now() - older_than)
-    count = 0
-    for run in stale:
-        _fail(run, "the training worker stopped (no heartbeat)")
-        count += 1
-    return count
+    return sum(_fail(run, "the training worker stopped (no heartbeat)") for run in stale)
 
 
 def run_training(run_id: str) -> str:
     """The django-q2 job. Any error leaves a failed run and no ready classifier. A run that is
     no longer running (finished, failed, or run already by `start_training(enqueue=False)`'s
     caller) is left as it is: a job handed out twice never trains twice."""
-    from modelserve.training import Cancelled  # PyTorch: only in the worker that trains
-
     run = TrainingRun.objects.get(run_id=run_id)
     if run.status != TrainingRun.Status.RUNNING:
         return run.status
+    from modelserve.training import Cancelled  # PyTorch: only in the worker that trains
     with context.bind(actor="system:training", causation_id=run_id):
         try:
             metrics = _train(run)
@@ -144,9 +172,11 @@ def _train(run: TrainingRun) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(run.base_model, num_labels=1, local_files_only=True)
     last_beat = [0.0]
 
+    heartbeat = getattr(settings, "MODELSERVE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+
     def on_progress(progress):
         now = time.monotonic()
-        if now - last_beat[0] >= HEARTBEAT_SECONDS or progress.step == progress.steps:
+        if now - last_beat[0] >= heartbeat or progress.step == progress.steps:
             last_beat[0] = now
             eta = progress.eta_seconds
             append([NewEvent(_run_stream(run.run_id), TrainingProgressed(
@@ -154,8 +184,9 @@ def _train(run: TrainingRun) -> dict:
                 eta_seconds=None if eta != eta else eta,
             ))])
 
-    def should_stop():
-        return TrainingRun.objects.filter(run_id=run.run_id, cancel_requested=True).exists()
+    def should_stop():  # cancelled, or ended meanwhile (failed as stale while this worker was frozen)
+        return TrainingRun.objects.filter(run_id=run.run_id).filter(
+            Q(cancel_requested=True) | ~Q(status=TrainingRun.Status.RUNNING)).exists()
 
     losses = train(
         model, tokenizer, examples, epochs=hyper["epochs"], learning_rate=hyper["learning_rate"],
@@ -165,10 +196,10 @@ def _train(run: TrainingRun) -> dict:
     metrics.update(_validation_metrics(run, model, tokenizer))
     model.save_pretrained(checkpoint_dir)
     tokenizer.save_pretrained(checkpoint_dir)
-    append([
-        NewEvent(_run_stream(run.run_id), TrainingFinished(metrics=metrics, checkpoint_dir=str(checkpoint_dir))),
-        NewEvent(_classifier_stream(run.version), ClassifierReady(metrics=metrics)),
-    ])
+    if not _end(run, TrainingFinished(metrics=metrics, checkpoint_dir=str(checkpoint_dir)),
+                ClassifierReady(metrics=metrics)):
+        logger.warning("training run %s ended while it trained (failed as stale?): its checkpoint is not registered",
+                       run.run_id)
     return metrics
 
 

@@ -202,7 +202,7 @@ def test_admin_import_refuses_a_bad_file_whole_and_accepts_a_good_one(world):
     before = Snippet.objects.count()
     bad = SimpleUploadedFile("bad.jsonl", b'{"prompt": "a", "completion": "b"}\n{"prompt": 1}\n')
     response = client.post(url, {"file": bad, "source": "initial", "split": "train"})
-    assert response.status_code == 200 and "line 2: prompt is missing" in response.content.decode()
+    assert response.status_code == 400 and "line 2: prompt is missing" in response.content.decode()
     assert Snippet.objects.count() == before
     good = SimpleUploadedFile("good.csv", b"prompt,completion\nNew prompt,New completion.\n")
     response = client.post(url, {"file": good, "source": "initial", "split": "test"})

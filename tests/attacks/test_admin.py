@@ -56,7 +56,7 @@ def test_a_pm_opens_a_campaign_switches_its_target_and_sees_the_effort(pm_client
 
 def test_the_form_shows_refusals_and_opens_nothing(pm_client, dataset, versions):
     both = open_form(pm_client, dataset, target_version="adm-a", experiment_classifiers=versions)
-    assert both.status_code == 200 and "not both" in both.content.decode()
+    assert both.status_code == 400 and "not both" in both.content.decode()
     named = open_form(pm_client, dataset, name="beat adm-a", target_version="adm-a")
     assert "must not name a classifier" in named.content.decode()
     assert not Campaign.objects.exists()

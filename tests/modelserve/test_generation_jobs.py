@@ -748,7 +748,7 @@ def test_a_bad_prompts_file_shows_its_line_errors_and_starts_nothing(pm_client, 
     upload = jsonl(f'{{"prompt": "{PROMPTS[0]}"}}', "not json", '{"text": "the dog ran ."}', '{"prompt": "   "}')
     response = pm_client.post(ADD, job_form(prompts_file=upload, dataset=dataset.pk))
     page = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 400  # a refused form comes back with its errors
     assert "line 2: not valid JSON" in page
     assert "line 3: prompt is missing or empty" in page and "line 4: prompt is missing or empty" in page
     nothing = pm_client.post(ADD, job_form(dataset=dataset.pk))

@@ -162,7 +162,7 @@ def test_a_pm_starts_training_in_the_admin_and_watches_its_progress(labelled, ba
         "version": "from-admin", "base_model": base_model, "datasets": [labelled[0].pk], "splits": ["train"],
         "epochs": 1, "learning_rate": 0.001, "batch_size": 2, "seed": 0,
     })
-    assert bad.status_code == 200 and "already exists" in bad.content.decode()
+    assert bad.status_code == 400 and "already exists" in bad.content.decode()
 
     contractor = django_user_model.objects.create_user("someone")
     client.force_login(contractor)

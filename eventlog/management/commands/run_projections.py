@@ -2,6 +2,7 @@ import signal
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import InterfaceError, OperationalError, connection
 
 from eventlog import projections
 
@@ -18,7 +19,20 @@ class Command(BaseCommand):
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         while True:
-            applied = projections.run_all(names or None)
+            try:
+                applied = projections.run_all(names or None)
+            except (OperationalError, InterfaceError) as exc:
+                if not follow:
+                    raise
+                # The database went away (a restart, a failover): a runner that exits here
+                # leaves the asynchronous read models behind for good. Wait and go on; what
+                # was applied is in the checkpoints, so nothing is applied twice.
+                self.stderr.write(f"database unavailable, retrying: {str(exc).strip()[:200]}")
+                connection.close()
+                if stopping:
+                    return
+                time.sleep(max(interval, 1.0))
+                continue
             for name, count in applied.items():
                 if count:
                     self.stdout.write(f"{name}: applied {count} events")
