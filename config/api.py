@@ -6,7 +6,10 @@ Routes that match nothing, and errors no view handled, get the same shape from t
 `handler404` / `handler500` below (HTML pages stay HTML).
 """
 
-from django.http import JsonResponse
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
@@ -68,8 +71,23 @@ def page_not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+RETRY_AFTER_SECONDS = 2
+
+
 def server_error(request):
-    """handler500: JSON under /api/, Django's page elsewhere."""
+    """handler500: JSON under /api/, Django's page elsewhere.
+
+    An error because the database is unreachable (a restart, a failover) or because the
+    transaction was a deadlock's victim is answered 503 with `Retry-After`: nothing was
+    committed, and the same request (with the same Idempotency-Key) can be sent again. Django
+    calls this while handling the exception, from whichever layer raised it (a view, or the
+    session and authentication middleware, which read the database before any view)."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        detail = "The database is unavailable for a moment: send the request again."
+        response = JsonResponse({"detail": detail}, status=503) if _is_api(request) else HttpResponse(
+            detail, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     if _is_api(request):
         return JsonResponse({"detail": "A server error occurred."}, status=500)
     return defaults.server_error(request)

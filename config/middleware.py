@@ -7,26 +7,17 @@ control character in the path (`/api/v1/models/%00/score`) would reach the datab
 cannot hold a NUL, looking for something that cannot exist (404). The answer is JSON with a
 `detail` under /api/ (as every API error), plain text elsewhere (a page's HTMX partial shows
 it).
-
-While the database is unreachable (a restart, a failover) or a transaction was chosen as a
-deadlock victim, a request is answered 503 with `Retry-After` rather than 500: nothing was
-committed, and the same request (with the same Idempotency-Key) can be sent again.
 """
 
-import logging
 import re
 from urllib.parse import unquote_to_bytes
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 
 from config.api import API_PREFIX
 
-logger = logging.getLogger(__name__)
-
 FORM = "application/x-www-form-urlencoded"
-RETRY_AFTER_SECONDS = 2
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -41,14 +32,6 @@ class RefuseUnreadableRequests:
         if problem is None:
             return self.get_response(request)
         return _refuse(request, problem, 400)
-
-    def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
-            return None
-        logger.warning("database unavailable, answered 503: %s", str(exception).strip()[:200])
-        response = _refuse(request, "The database is unavailable for a moment: send the request again.", 503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
 
 
 def _refuse(request, detail: str, status: int):

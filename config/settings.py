@@ -62,7 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.RefuseUnreadableRequests",  # 400: unreadable input; 503: the database is unreachable
+    "config.middleware.RefuseUnreadableRequests",  # 400: not UTF-8, a control character in the path, too large
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
