@@ -42,3 +42,21 @@ def dataset():
 def add_snippets(dataset, count, *, prefix="p"):
     rows = [SnippetInput(f"{prefix} prompt {i}", f"completion {i}.", "initial", "train", i + 1) for i in range(count)]
     import_snippets(dataset=dataset, rows=rows, filename="test.jsonl")
+
+
+def labelled_by_two(plan: dict[str, tuple[str, str, str]], *, name: str = "train") -> Dataset:
+    """A dataset of one snippet per completion in `plan` (completion -> (source, split, label)),
+    each labelled `label` by two contractors through the services: consensus is that label."""
+    from annotation.selectors import task_content
+    from annotation.services import next_task, submit_label
+
+    vendor = Vendor.objects.create(name="v")
+    people = [make_member(f"l{i}", Role.CONTRACTOR, vendor) for i in range(2)]
+    dataset = Dataset.objects.create(name=name)
+    import_snippets(dataset=dataset, filename="t.jsonl", rows=[
+        SnippetInput("the day went on .", text, source, split, i) for i, (text, (source, split, _)) in enumerate(plan.items())
+    ])
+    for user in people:
+        while (task := next_task(user=user, dataset=dataset)) is not None:
+            submit_label(user=user, task_id=task.task_id, label=plan[task_content(task)["completions"][0]][2])
+    return dataset

@@ -8,28 +8,20 @@ import pytest
 from django.utils import timezone
 from transformers import AutoModelForSequenceClassification
 
-from annotation.models import Dataset, Member, Role, Vendor
-from annotation.services import SnippetInput, import_snippets, next_task, submit_label
 from eventlog.store import read
 from modelserve import training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
+from tests.annotation.conftest import labelled_by_two
 from tests.modelserve.conftest import tiny
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def labelled(django_user_model):
+def labelled(db):
     """A dataset whose snippets carry known consensus labels."""
-    vendor = Vendor.objects.create(name="v")
-    people = []
-    for i in range(2):
-        user = django_user_model.objects.create_user(f"l{i}")
-        Member.objects.create(user=user, role=Role.CONTRACTOR, vendor=vendor)
-        people.append(user)
-    dataset = Dataset.objects.create(name="train")
     plan = {  # completion -> (source, split, label)
         "he broke his arm": ("initial", "train", "injurious"),
         "she cut her hand": ("initial", "train", "unsure"),
@@ -40,16 +32,7 @@ def labelled(django_user_model):
         "she fell and broke her leg": ("initial", "validation", "injurious"),
         "he laughed": ("initial", "validation", "not_injurious"),
     }
-    import_snippets(dataset=dataset, filename="t.jsonl", rows=[
-        SnippetInput("the day went on .", text, source, split, i) for i, (text, (source, split, _)) in enumerate(plan.items())
-    ])
-    for user in people:
-        while (task := next_task(user=user, dataset=dataset)) is not None:
-            from annotation.selectors import task_content
-
-            label = plan[task_content(task)["completions"][0]][2]
-            submit_label(user=user, task_id=task.task_id, label=label)
-    return dataset, plan
+    return labelled_by_two(plan), plan
 
 
 def test_manifest_against_a_hand_computation(labelled):

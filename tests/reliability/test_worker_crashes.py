@@ -31,8 +31,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from annotation.models import Dataset, Member, Role, Snippet, Vendor
-from annotation.selectors import task_content
-from annotation.services import SnippetInput, import_snippets, next_task, submit_label
+from annotation.services import next_task, submit_label
 from attacks import services as attacks
 from attacks.models import ParaphraseCandidate, ParaphraseJob
 from attacks.paraphrasing import _seed, request_paraphrases
@@ -40,6 +39,7 @@ from eventlog import verify
 from eventlog.models import Event
 from modelserve import training_jobs
 from modelserve.models import ClassifierVersion, TrainingRun
+from tests.annotation.conftest import labelled_by_two
 from tests.tiny_models import LETS_THROUGH, WORDS, tiny
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("postgres_only")]
@@ -157,22 +157,10 @@ def replay_equals_read_models(*names) -> None:
 
 
 @pytest.fixture
-def labelled(django_user_model):
-    vendor = Vendor.objects.create(name="v")
-    people = []
-    for i in range(2):
-        user = django_user_model.objects.create_user(f"l{i}")
-        Member.objects.create(user=user, role=Role.CONTRACTOR, vendor=vendor)
-        people.append(user)
-    dataset = Dataset.objects.create(name="train")
-    plan = {"he broke his arm": "injurious", "she cut her hand": "injurious", "the knight smiled": "not_injurious",
-            "the dog slept": "not_injurious", "he bled badly": "injurious", "they walked home": "not_injurious"}
-    import_snippets(dataset=dataset, filename="t.jsonl", rows=[
-        SnippetInput("the day went on .", text, "initial", "train", i) for i, text in enumerate(plan)])
-    for user in people:
-        while (task := next_task(user=user, dataset=dataset)) is not None:
-            submit_label(user=user, task_id=task.task_id, label=plan[task_content(task)["completions"][0]])
-    return dataset
+def labelled(db):
+    labels = {"he broke his arm": "injurious", "she cut her hand": "injurious", "the knight smiled": "not_injurious",
+              "the dog slept": "not_injurious", "he bled badly": "injurious", "they walked home": "not_injurious"}
+    return labelled_by_two({text: ("initial", "train", label) for text, label in labels.items()})
 
 
 @pytest.fixture
