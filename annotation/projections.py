@@ -1,13 +1,14 @@
 """The annotation read models: an inline projection, current when each append returns."""
 
 from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
 
 from annotation import consensus
 from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, WorkItem
-from eventlog import projections
+from eventlog import projections, sql
 from eventlog.projections import Projection, register
 
-_COUNTS = ("stream_version", "done", "held")
 KIND_OF_STREAM = {"snippet": TaskKind.LABEL, "pair": TaskKind.COMPARISON, "rating": TaskKind.RATING}
 
 
@@ -107,89 +108,107 @@ class AnnotationProjection(Projection):
             created_position=event.position,
         )
 
-    # -- tasks -------------------------------------------------------------------------
-
-    def _item(self, event) -> WorkItem:
-        item = WorkItem.objects.get(kind=KIND_OF_STREAM[event.stream.type], subject_id=event.stream.id)
-        item.stream_version = event.version
-        return item
+    # -- tasks: the hot path, one fixed statement per step (eventlog/sql.py) ---------------
 
     def on_task_served(self, event, p):
-        item = self._item(event)
-        item.held += 1
-        item.save(update_fields=["stream_version", "held"])
-        Assignment.objects.create(
-            task_id=p["task_id"],
-            work_item=item,
-            user_id=p["user_id"],
-            state=Assignment.State.HELD,
-            served_at=event.recorded_at,
-            expires_at=datetime.fromisoformat(p["expires_at"]),
-            swapped=p["swapped"],
+        item = self._touch(event, held=1)
+        sql.execute(
+            "INSERT INTO annotation_assignment"
+            " (task_id, work_item_id, user_id, state, served_at, expires_at, answer, swapped)"
+            " VALUES (%s, %s, %s, %s, %s, %s, '', %s)",
+            [UUID(p["task_id"]), item.id, p["user_id"], Assignment.State.HELD, event.recorded_at,
+             datetime.fromisoformat(p["expires_at"]), p["swapped"]],
         )
 
     def on_task_released(self, event, p):
-        item = self._item(event)
-        released = Assignment.objects.filter(task_id=p["task_id"], state=Assignment.State.HELD).update(
-            state=Assignment.State.EXPIRED if p["reason"] == "expired" else Assignment.State.RELEASED
+        state = Assignment.State.EXPIRED if p["reason"] == "expired" else Assignment.State.RELEASED
+        released = sql.execute(
+            "UPDATE annotation_assignment SET state = %s WHERE task_id = %s AND state = %s",
+            [state, UUID(p["task_id"]), Assignment.State.HELD],
         )
-        if released:
-            item.held -= 1
-        item.save(update_fields=["stream_version", "held"])
+        self._touch(event, held=-released)
 
-    def _submitted(self, event, p, answer) -> WorkItem:
-        assignment = Assignment.objects.select_related("work_item").get(task_id=p["task_id"])
-        item = assignment.work_item
-        item.stream_version = event.version
-        if assignment.state == Assignment.State.HELD:
-            item.held -= 1
-        item.done += 1
-        Assignment.objects.filter(pk=assignment.pk).update(
-            state=Assignment.State.SUBMITTED, answer=answer, seconds=p["seconds"], submitted_at=event.recorded_at
+    def on_label_submitted(self, event, p):
+        self._decide(self._submitted(event, p, p["label"]))
+
+    def on_label_corrected(self, event, p):
+        sql.execute("UPDATE annotation_assignment SET answer = %s WHERE task_id = %s", [p["label"], UUID(p["task_id"])])
+        self._decide(self._touch(event))
+
+    def on_comparison_submitted(self, event, p):
+        choice = p["choice"]
+        if self._swapped(p["task_id"]) and choice != "same":
+            choice = "second" if choice == "first" else "first"  # stored in the pair's own order
+        self._settle_when_done(self._submitted(event, p, choice))
+
+    def on_rating_submitted(self, event, p):
+        self._settle_when_done(self._submitted(event, p, str(p["rating"])))
+
+    @staticmethod
+    def _touch(event, held: int = 0, done: int = 0, held_by_task: UUID | None = None) -> "_Item":
+        """Record the subject stream's version and count changes on its work item. `held_by_task`:
+        one hold fewer if that task is still held (it is being answered)."""
+        found = sql.row(
+            "UPDATE annotation_workitem SET stream_version = %s, done = done + %s, held = held + %s"
+            " - (SELECT count(*) FROM annotation_assignment WHERE task_id = %s AND state = %s)"
+            " WHERE kind = %s AND subject_id = %s"
+            " RETURNING id, base_required, tie_break_allowed, tie_break_opened",
+            [event.version, done, held, held_by_task, Assignment.State.HELD,
+             KIND_OF_STREAM[event.stream.type], UUID(event.stream.id)],
+        )
+        return _Item(found[0], found[1], bool(found[2]), bool(found[3]))
+
+    def _submitted(self, event, p, answer) -> "_Item":
+        task_id = UUID(p["task_id"])
+        item = self._touch(event, done=1, held_by_task=task_id)
+        sql.execute(
+            "UPDATE annotation_assignment SET state = %s, answer = %s, seconds = %s, submitted_at = %s"
+            " WHERE task_id = %s",
+            [Assignment.State.SUBMITTED, answer, p["seconds"], event.recorded_at, task_id],
         )
         return item
 
-    def on_label_submitted(self, event, p):
-        item = self._submitted(event, p, p["label"])
-        self._decide(item, event)
+    @staticmethod
+    def _swapped(task_id) -> bool:
+        return bool(sql.row("SELECT swapped FROM annotation_assignment WHERE task_id = %s", [UUID(task_id)])[0])
 
-    def on_label_corrected(self, event, p):
-        item = self._item(event)
-        Assignment.objects.filter(task_id=p["task_id"]).update(answer=p["label"])
-        self._decide(item, event)
-
-    def _decide(self, item: WorkItem, event):
-        labels = list(
-            Assignment.objects.filter(work_item=item, state=Assignment.State.SUBMITTED)
-            .order_by("submitted_at", "task_id")
-            .values_list("answer", flat=True)
-        )
+    @staticmethod
+    def _decide(item: "_Item"):
+        labels = [
+            answer
+            for (answer,) in sql.rows(
+                "SELECT answer FROM annotation_assignment WHERE work_item_id = %s AND state = %s"
+                " ORDER BY submitted_at, task_id",
+                [item.id, Assignment.State.SUBMITTED],
+            )
+        ]
         outcome = consensus.decide(
             labels,
             base_required=item.base_required,
             tie_break=item.tie_break_allowed,
             tie_break_opened=item.tie_break_opened,
         )
-        item.status = outcome.status
-        item.final_label = outcome.final_label
-        item.required = outcome.required
-        item.tie_break_opened = outcome.tie_break_opened
-        item.save(update_fields=[*_COUNTS, "status", "final_label", "required", "tie_break_opened"])
+        sql.execute(
+            "UPDATE annotation_workitem SET status = %s, final_label = %s, required = %s, tie_break_opened = %s"
+            " WHERE id = %s",
+            [outcome.status, outcome.final_label, outcome.required, outcome.tie_break_opened, item.id],
+        )
 
-    def _settle_when_done(self, item: WorkItem):
-        if item.done >= item.required:
-            item.status = WorkItem.Status.SETTLED
-        item.save(update_fields=[*_COUNTS, "status"])
+    @staticmethod
+    def _settle_when_done(item: "_Item"):
+        sql.execute(
+            "UPDATE annotation_workitem SET status = %s WHERE id = %s AND done >= required",
+            [WorkItem.Status.SETTLED, item.id],
+        )
 
-    def on_comparison_submitted(self, event, p):
-        assignment = Assignment.objects.get(task_id=p["task_id"])
-        choice = p["choice"]
-        if assignment.swapped and choice != "same":
-            choice = "second" if choice == "first" else "first"  # stored in the pair's own order
-        self._settle_when_done(self._submitted(event, p, choice))
 
-    def on_rating_submitted(self, event, p):
-        self._settle_when_done(self._submitted(event, p, str(p["rating"])))
+class _Item(NamedTuple):
+    """What the submission handlers need of a work item."""
+
+    id: int
+    base_required: int
+    tie_break_allowed: bool
+    tie_break_opened: bool
 
 
 def catch_up() -> None:

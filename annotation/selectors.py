@@ -2,6 +2,9 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from uuid import UUID
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -10,16 +13,76 @@ from django.db.models import Count, Q
 from annotation import roles
 from annotation.errors import TaskNotFound
 from annotation.models import Assignment, ComparisonPair, Dataset, Label, Snippet, TaskKind, WorkItem
+from eventlog import sql
 
 LABEL_CODES = {Label.INJURIOUS: 0, Label.NOT_INJURIOUS: 1, Label.UNSURE: 2}
 
 
 def own_task(user, task_id) -> Assignment:
     """A task served to this user (with its work item and dataset); TaskNotFound otherwise."""
-    task = Assignment.objects.select_related("work_item__dataset").filter(task_id=task_id, user=user).first()
-    if task is None:
+    try:
+        task_id = task_id if isinstance(task_id, UUID) else UUID(str(task_id))
+    except ValueError:
+        raise TaskNotFound() from None
+    found = _tasks("a.task_id = %s AND a.user_id = %s", [task_id, user.pk])
+    if not found:
         raise TaskNotFound()
-    return task
+    return found[0]
+
+
+def held_task(user, dataset: Dataset, kind: str, now: datetime) -> Assignment | None:
+    """The unexpired task of this kind and dataset the user holds, if any."""
+    found = _tasks(
+        "a.user_id = %s AND a.state = 'held' AND w.dataset_id = %s AND w.kind = %s AND a.expires_at > %s LIMIT 1",
+        [user.pk, dataset.pk, kind, now],
+    )
+    return found[0] if found else None
+
+
+def overdue_holds(now: datetime, dataset: Dataset | None = None, limit: int = 500) -> list[Assignment]:
+    where, params = "a.state = 'held' AND a.expires_at <= %s", [now]
+    if dataset is not None:
+        where, params = where + " AND w.dataset_id = %s", [now, dataset.pk]
+    return _tasks(where + " LIMIT %s", [*params, limit])
+
+
+def queue_candidates(user, dataset: Dataset, kind: str, limit: int) -> list[WorkItem]:
+    """The first open subjects with a free slot that this user has never been served and did
+    not write: tie-breaks first, then in the order they were added (the `work_item_queue` index)."""
+    found = sql.rows(
+        f"SELECT {sql.columns(WorkItem, 'w')} FROM annotation_workitem w"
+        " WHERE w.dataset_id = %s AND w.kind = %s AND w.status = 'open' AND w.required > w.done + w.held"
+        " AND (w.excluded_user_id IS NULL OR w.excluded_user_id <> %s)"
+        " AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.work_item_id = w.id AND a.user_id = %s)"
+        " ORDER BY w.tie_break_opened DESC, w.created_position LIMIT %s",
+        [dataset.pk, kind, user.pk, user.pk, limit],
+    )
+    items = [sql.instance(WorkItem, values) for values in found]
+    for item in items:
+        item.dataset = dataset
+    return items
+
+
+def _tasks(where: str, params: list) -> list[Assignment]:
+    """Assignments with their work item and its dataset, in one query (the hot paths' reads)."""
+    widths = [len(model._meta.concrete_fields) for model in (Assignment, WorkItem)]
+    tasks = []
+    for values in sql.rows(_task_select() + where, params):
+        task = sql.instance(Assignment, values[: widths[0]])
+        item = sql.instance(WorkItem, values[widths[0] : sum(widths)])
+        item.dataset = sql.instance(Dataset, values[sum(widths) :])
+        task.work_item = item
+        tasks.append(task)
+    return tasks
+
+
+@cache
+def _task_select() -> str:
+    return (
+        f"SELECT {sql.columns(Assignment, 'a')}, {sql.columns(WorkItem, 'w')}, {sql.columns(Dataset, 'd')}"
+        " FROM annotation_assignment a JOIN annotation_workitem w ON w.id = a.work_item_id"
+        " JOIN annotation_dataset d ON d.id = w.dataset_id WHERE "
+    )
 
 
 def task_content(task: Assignment) -> dict:

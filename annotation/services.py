@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from uuid6 import uuid7
 
@@ -30,11 +29,11 @@ from annotation.events import (
     TaskServed,
 )
 from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
-from annotation.selectors import own_task
+from annotation.selectors import held_task, overdue_holds, own_task, queue_candidates
 from eventlog.errors import ConcurrencyConflict
 from eventlog.store import NewEvent, Stream, append
 
-CANDIDATES = 10  # next-task picks at random among the first few, so that contractors spread out
+CANDIDATES = 50  # next-task picks at random among the first few, so that contractors seldom collide
 ATTEMPTS = 8
 
 
@@ -147,15 +146,8 @@ def _check_worker(user, dataset: Dataset) -> None:
         raise NotAllowed("this dataset is closed")
 
 
-def _candidates(user, dataset: Dataset, kind: str):
-    seen = Assignment.objects.filter(work_item=OuterRef("pk"), user=user)
-    return (
-        WorkItem.objects.filter(dataset=dataset, kind=kind, status=WorkItem.Status.OPEN)
-        .filter(required__gt=F("done") + F("held"))
-        .exclude(excluded_user_id=user.pk)
-        .exclude(Exists(seen))
-        .order_by("-tie_break_opened", "created_position")
-    )
+def _candidates(user, dataset: Dataset, kind: str) -> list[WorkItem]:
+    return queue_candidates(user, dataset, kind, CANDIDATES)
 
 
 def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignment | None:
@@ -167,20 +159,21 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
     """
     _check_worker(user, dataset)
     now = timezone.now()
-    held = (
-        Assignment.objects.filter(
-            user=user, state=Assignment.State.HELD, work_item__dataset=dataset, work_item__kind=kind,
-            expires_at__gt=now,
-        )
-        .select_related("work_item")
-        .first()
-    )
+    held = held_task(user, dataset, kind, now)
     if held:
         return held
-    expire_holds(dataset=dataset, now=now)
     rng = random.Random()
+    looked_for_overdue = False
+    candidates = []
     for _ in range(ATTEMPTS):
-        candidates = list(_candidates(user, dataset, kind)[:CANDIDATES])
+        if not candidates:
+            candidates = _candidates(user, dataset, kind)
+        if not candidates and not looked_for_overdue:
+            # Overdue holds are released here when they may be all that is left, and every
+            # minute by the `annotation.expire_holds` schedule otherwise.
+            looked_for_overdue = True
+            if expire_holds(dataset=dataset, now=now):
+                candidates = _candidates(user, dataset, kind)
         if not candidates:
             return None
         tie_breaks = [c for c in candidates if c.tie_break_opened]
@@ -197,21 +190,19 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
         try:
             append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
         except ConcurrencyConflict:
-            projections.catch_up()  # someone else changed this subject meanwhile; choose again
+            # Someone else changed this subject meanwhile (most often: took the tie-break that
+            # everyone is offered first). Try the others; once none is left, catch up and look again.
+            candidates.remove(item)
+            if not candidates:
+                projections.catch_up()
             continue
-        return Assignment.objects.select_related("work_item").get(task_id=task_id)
+        return own_task(user, task_id)
     return None
 
 
 def expire_holds(*, dataset: Dataset | None = None, now: datetime | None = None) -> int:
     """Release every hold past its expiry, so that its slot is served again."""
-    stale = Assignment.objects.filter(state=Assignment.State.HELD, expires_at__lte=now or timezone.now())
-    if dataset is not None:
-        stale = stale.filter(work_item__dataset=dataset)
-    expired = 0
-    for assignment in stale.select_related("work_item")[:500]:
-        expired += _release(assignment, "expired")
-    return expired
+    return sum(_release(assignment, "expired") for assignment in overdue_holds(now or timezone.now(), dataset))
 
 
 def _release(assignment: Assignment, reason: str) -> int:

@@ -1,12 +1,18 @@
-"""Labelling throughput: 20 contractors taking tasks and submitting labels at once.
+"""Labelling throughput and next-task latency: 20 contractors taking tasks and submitting labels.
 
 Against a 100,000-snippet dataset on PostgreSQL, each contractor (a process, as a gunicorn
 worker would be) loops next-task -> submit-label for a fixed time; next-task and submit are
-timed in-process (the service call, no HTTP). Side by side in the same run, the baseline
-swaps in a naive queue query: candidates found by counting each snippet's assignments with
-GROUP BY, instead of the work-item counters the projection keeps.
+timed in-process (the service call, no HTTP). Two runs of each queue, with fresh contractors:
+  * flat out: no pause between tasks, which gives the throughput (labels/s) the machine allows;
+  * paced: the contractors together are offered `--rate` labels/s (each on its own fixed
+    schedule), which gives the latency at that throughput. Flat out, every contractor always
+    waits for the CPU, so latency there is only throughput seen from the other side
+    (contractors / labels/s, by Little's law).
+Side by side in the same run, the baseline swaps in a naive queue query: candidates found by
+counting each snippet's assignments with GROUP BY, instead of the work-item counters the
+projection keeps.
 
-    .venv/bin/python bench/labelling.py [--snippets 100000] [--contractors 20] [--seconds 20]
+    .venv/bin/python bench/labelling.py [--snippets 100000] [--contractors 20] [--seconds 20] [--rate 150]
 """
 
 import argparse
@@ -35,6 +41,7 @@ def parse_args():
     parser.add_argument("--snippets", type=int, default=100_000)
     parser.add_argument("--contractors", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=150.0, help="labels/s offered in all by the paced runs")
     return parser.parse_args()
 
 
@@ -62,7 +69,7 @@ def populate(snippets: int, contractors: int):
 
     vendor = Vendor.objects.create(name="bench")
     users = []
-    for i in range(contractors * 2):  # two teams: one for our queue, one for the naive one
+    for i in range(contractors):
         user = User.objects.create_user(f"contractor{i}")
         Member.objects.create(user=user, role=Role.CONTRACTOR, vendor=vendor)
         users.append(user.pk)
@@ -81,20 +88,25 @@ def naive_candidates(user, dataset, kind):
     """What a queue without projected counters does: count assignments per snippet each time."""
     from django.db.models import Count, Exists, F, OuterRef, Q
 
+    from annotation import services
     from annotation.models import Assignment, WorkItem
 
     live = Q(assignments__state__in=[Assignment.State.HELD, Assignment.State.SUBMITTED])
     seen = Assignment.objects.filter(work_item=OuterRef("pk"), user=user)
-    return (
+    return list(
         WorkItem.objects.filter(dataset=dataset, kind=kind, status=WorkItem.Status.OPEN)
         .annotate(taken=Count("assignments", filter=live))
         .filter(required__gt=F("taken"))
         .exclude(Exists(seen))
-        .order_by("-tie_break_opened", "created_position")
+        .order_by("-tie_break_opened", "created_position")[: services.CANDIDATES]
     )
 
 
-def contractor(user_id, dataset_id, deadline, naive, results):
+def contractor(user_id, dataset_id, start, seconds, naive, rate, results):
+    """Loop next-task -> submit until the deadline; with `rate` (labels/s), start each task on a
+    fixed schedule instead of at once (an open loop: a late task starts as soon as it can)."""
+    import random
+
     from django.contrib.auth.models import User
     from django.db import connections
 
@@ -107,7 +119,15 @@ def contractor(user_id, dataset_id, deadline, naive, results):
     user, dataset = User.objects.get(pk=user_id), Dataset.objects.get(pk=dataset_id)
     next_ms, submit_ms, labels = [], [], 0
     labels_cycle = ["injurious", "not_injurious", "not_injurious"]
+    interval = 1 / rate if rate else 0.0
+    scheduled = start + random.random() * interval
+    deadline = start + seconds
     while time.perf_counter() < deadline:
+        if rate:
+            pause = scheduled - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            scheduled += interval
         t0 = time.perf_counter()
         task = services.next_task(user=user, dataset=dataset)
         t1 = time.perf_counter()
@@ -121,14 +141,19 @@ def contractor(user_id, dataset_id, deadline, naive, results):
     results.put((labels, next_ms, submit_ms))
 
 
-def run(dataset_id, users, seconds, naive) -> dict:
+def run(dataset_id, users, seconds, naive, rate=None) -> dict:
+    """`rate`: labels/s offered in all, shared evenly among the contractors; None: flat out."""
     from django.db import connections
 
     connections.close_all()
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    deadline = time.perf_counter() + seconds
-    workers = [ctx.Process(target=contractor, args=(u, dataset_id, deadline, naive, results)) for u in users]
+    start = time.perf_counter() + 0.5  # once every process is up
+    per_contractor = rate / len(users) if rate else None
+    workers = [
+        ctx.Process(target=contractor, args=(u, dataset_id, start, seconds, naive, per_contractor, results))
+        for u in users
+    ]
     for worker in workers:
         worker.start()
     outcomes = [results.get() for _ in workers]
@@ -150,18 +175,29 @@ def run(dataset_id, users, seconds, naive) -> dict:
     }
 
 
-def main():
-    args = parse_args()
-    setup(args.database_url)
-    dataset_id, users = populate(args.snippets, args.contractors)
-    ours_team, naive_team = users[: args.contractors], users[args.contractors:]
-    ours = run(dataset_id, ours_team, args.seconds, naive=False)
-    naive = run(dataset_id, naive_team, args.seconds, naive=True)
-    print(f"{args.contractors} contractors, {args.snippets:,} snippets, {args.seconds:.0f} s each, PostgreSQL")
+def report(title, ours, naive):
+    print(title)
     print(f"{'':>22} {'labels/s':>9} {'next p50 ms':>12} {'next p95 ms':>12} {'submit p95 ms':>14}")
     for name, r in (("work-item queue (ours)", ours), ("naive GROUP BY queue", naive)):
         print(f"{name:>22} {r['labels_per_s']:>9.1f} {r['next_p50']:>12.1f} {r['next_p95']:>12.1f} {r['submit_p95']:>14.1f}")
-    print(f"ratio labels/s ours / naive: {ours['labels_per_s'] / naive['labels_per_s']:.1f}x")
+
+
+def main():
+    args = parse_args()
+    setup(args.database_url)
+    # Four teams of fresh contractors: ours and the naive queue, flat out and then paced.
+    dataset_id, users = populate(args.snippets, args.contractors * 4)
+    teams = [users[i * args.contractors : (i + 1) * args.contractors] for i in range(4)]
+    flat_ours = run(dataset_id, teams[0], args.seconds, naive=False)
+    flat_naive = run(dataset_id, teams[1], args.seconds, naive=True)
+    paced_ours = run(dataset_id, teams[2], args.seconds, naive=False, rate=args.rate)
+    paced_naive = run(dataset_id, teams[3], args.seconds, naive=True, rate=args.rate)
+    setting = f"{args.contractors} contractors, {args.snippets:,} snippets, {args.seconds:.0f} s each, PostgreSQL"
+    report(f"flat out: {setting}", flat_ours, flat_naive)
+    print(f"ratio labels/s ours / naive: {flat_ours['labels_per_s'] / flat_naive['labels_per_s']:.1f}x")
+    print()
+    report(f"paced at {args.rate:g} labels/s offered in all: {setting}", paced_ours, paced_naive)
+    print(f"ratio next-task p95 naive / ours: {paced_naive['next_p95'] / paced_ours['next_p95']:.1f}x")
     from annotation.models import WorkItem
 
     settled = WorkItem.objects.filter(status="settled").count()

@@ -96,7 +96,15 @@ TEMPLATES = [
 def database_from_env() -> dict:
     url = os.environ.get("DATABASE_URL")
     if url:
-        return dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
+        database = dj_database_url.parse(url, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            # The hot paths' fixed statements (eventlog/sql.py) are prepared after this many
+            # uses on a connection. "none" behind a pooler that cannot keep prepared statements.
+            threshold = os.environ.get("DB_PREPARE_THRESHOLD", "5")
+            database.setdefault("OPTIONS", {})["prepare_threshold"] = (
+                None if threshold.lower() == "none" else int(threshold)
+            )
+        return database
     path = Path(os.environ.get("SQLITE_PATH", VAR_DIR / "db.sqlite3"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return {

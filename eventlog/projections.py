@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from eventlog import store
+from eventlog import sql, store
 from eventlog.models import Event, ProjectionCheckpoint
 
 logger = logging.getLogger(__name__)
@@ -70,31 +71,39 @@ def all_projections() -> list[Projection]:
     return [_registry[name] for name in sorted(_registry)]
 
 
-def _checkpoint(name: str, *, wait: bool) -> ProjectionCheckpoint | None:
-    """The checkpoint row, locked; None if another consumer holds it (wait=False)."""
-    locked = ProjectionCheckpoint.objects.select_for_update(skip_locked=not wait).filter(name=name)
-    checkpoint = locked.first()
-    if checkpoint is None and not ProjectionCheckpoint.objects.filter(name=name).exists():
-        ProjectionCheckpoint.objects.get_or_create(name=name)
-        checkpoint = locked.first()
-    return checkpoint
+def _checkpoint(name: str, *, wait: bool, relax_durability: bool = False) -> int | None:
+    """The checkpoint's position, its row locked; None if another consumer holds it (wait=False).
 
-
-def _relax_durability() -> None:
-    """A projection's own transaction need not wait for its WAL to reach disk.
-
-    A read model is derived data: if a crash loses its last commits, it loses the matching
+    relax_durability: this transaction need not wait for its WAL to reach disk at commit. A
+    read model is derived data: if a crash loses its last commits, it loses the matching
     checkpoint with them (same transaction) and re-applies those events on restart. Events
-    themselves are always committed synchronously. Called only when the projection step has
-    a transaction of its own (never inside an append's or a caller's).
+    themselves are always committed synchronously. Only for a projection step in a transaction
+    of its own (never inside an append's or a caller's).
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    statement = "SELECT position FROM eventlog_projectioncheckpoint WHERE name = %s"
+    if sql.postgres():
+        if relax_durability:  # in the same round trip as the lock
+            statement = statement.replace("position", "position, set_config('synchronous_commit', 'off', true)", 1)
+        statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
+    found = sql.row(statement, [name])
+    if found is None and not ProjectionCheckpoint.objects.filter(name=name).exists():
+        ProjectionCheckpoint.objects.get_or_create(name=name)
+        found = sql.row(statement, [name])
+    return None if found is None else found[0]
+
+
+def _move_checkpoint(name: str, old: int, new: int) -> None:
+    moved = sql.execute(
+        "UPDATE eventlog_projectioncheckpoint SET position = %s, updated_at = %s WHERE name = %s AND position = %s",
+        [new, timezone.now(), name, old],
+    )
+    if moved != 1:
+        raise RuntimeError(f"checkpoint of {name} moved under its consumer")
 
 
 def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | None = None) -> tuple[int, bool]:
-    """Apply one batch in one transaction. Returns (events applied, caught up).
+    """Apply one batch in one transaction. Returns (events applied, caught up); (0, False)
+    when another consumer holds the projection (wait=False).
 
     No upper bound is needed on the read: positions follow commit order, so once an event
     is visible every event before it is committed (or rolled back) and visible too. A writer
@@ -102,22 +111,16 @@ def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | 
     """
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(savepoint=not own_transaction):
-        checkpoint = _checkpoint(projection.name, wait=wait)
-        if checkpoint is None:
-            return 0, True  # another consumer holds it
-        if target is not None and checkpoint.position >= target:
+        position = _checkpoint(projection.name, wait=wait, relax_durability=own_transaction)
+        if position is None:
+            return 0, False
+        if target is not None and position >= target:
             return 0, True
-        events = store.read(after=checkpoint.position, types=projection.event_types, limit=batch_size)
+        events = store.read(after=position, types=projection.event_types, limit=batch_size)
         if not events:
             return 0, True
-        if own_transaction:
-            _relax_durability()
         projection.apply(events)
-        moved = ProjectionCheckpoint.objects.filter(
-            name=projection.name, position=checkpoint.position
-        ).update(position=events[-1].position)
-        if moved != 1:
-            raise RuntimeError(f"checkpoint of {projection.name} moved under its consumer")
+        _move_checkpoint(projection.name, position, events[-1].position)
         return len(events), len(events) < batch_size
 
 
@@ -134,7 +137,7 @@ def advance(
             projection, wait=wait, batch_size=batch_size or projection.batch_size, target=target
         )
         applied += count
-        if caught_up:
+        if caught_up or count == 0:
             return applied
 
 
@@ -145,8 +148,10 @@ def catch_up_to(projection: Projection, position: int) -> None:
     checks whether an earlier holder's batch already covered its events, and only queues for
     the lock when it did not.
     """
-    covered = ProjectionCheckpoint.objects.filter(name=projection.name, position__gte=position)
-    if not covered.exists():
+    covered = sql.row(
+        "SELECT 1 FROM eventlog_projectioncheckpoint WHERE name = %s AND position >= %s", [projection.name, position]
+    )
+    if covered is None:
         _append_lock_before_checkpoint()
         advance(projection, wait=True, target=position)
 
@@ -157,9 +162,8 @@ def _append_lock_before_checkpoint() -> None:
     first and a checkpoint second; taking them the other way round here deadlocked two
     such transactions under load (an idempotent request retrying after a conflict, against
     another idempotent request's append). So take the append lock first here too."""
-    if connection.in_atomic_block and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT eventlog_take_append_lock()")
+    if connection.in_atomic_block and sql.postgres():
+        sql.execute("SELECT eventlog_take_append_lock()")
 
 
 def catch_up(*names: str) -> None:
@@ -190,9 +194,9 @@ def rebuild(projection: Projection) -> int:
     one commits, and no consumer can interleave.
     """
     with transaction.atomic():
-        checkpoint = _checkpoint(projection.name, wait=True)
+        position = _checkpoint(projection.name, wait=True)
         projection.reset()
-        ProjectionCheckpoint.objects.filter(pk=checkpoint.pk).update(position=0)
+        _move_checkpoint(projection.name, position, 0)
         return advance(projection, wait=True)
 
 

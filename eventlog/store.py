@@ -19,11 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 from uuid6 import uuid7
 
-from eventlog import context, guards
+from eventlog import context, guards, sql
 from eventlog.errors import ConcurrencyConflict, EventIdConflict
 from eventlog.models import Event
 from eventlog.registry import Payload, registry
@@ -353,20 +352,25 @@ _COLUMNS = (
 
 
 def _to_stored(row: tuple) -> StoredEvent:
+    """A row from the ORM or from `sql.rows` (where JSON may come back as text)."""
     position, event_id, stream_type, stream_id, version, type_name, schema_version, payload, metadata, at = row
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
     event_type = registry.get(type_name)
     if schema_version < event_type.version:
         payload = event_type.upcast(payload, schema_version)
     return StoredEvent(
         position=position,
-        event_id=event_id,
+        event_id=sql.uuid_of(event_id),
         stream=Stream(stream_type, stream_id),
         version=version,
         type=type_name,
         schema_version=schema_version,
         payload=payload,
         metadata=metadata,
-        recorded_at=at,
+        recorded_at=sql.datetime_of(at),
     )
 
 
@@ -378,15 +382,21 @@ def read(
     limit: int | None = None,
 ) -> list[StoredEvent]:
     """Events with after < position <= up_to, in position order."""
-    qs = Event.objects.filter(position__gt=after)
+    conditions, params = ["position > %s"], [after]
     if up_to is not None:
-        qs = qs.filter(position__lte=up_to)
+        conditions.append("position <= %s")
+        params.append(up_to)
     if types is not None:
-        qs = qs.filter(type__in=list(types))
-    qs = qs.order_by("position").values_list(*_COLUMNS)
+        types = sorted(types)
+        if not types:
+            return []
+        conditions.append(f"type IN ({', '.join(['%s'] * len(types))})")
+        params += types
+    statement = f"SELECT {', '.join(_COLUMNS)} FROM eventlog_event WHERE {' AND '.join(conditions)} ORDER BY position"
     if limit is not None:
-        qs = qs[:limit]
-    return [_to_stored(row) for row in qs]
+        statement += " LIMIT %s"
+        params.append(limit)
+    return [_to_stored(row) for row in sql.rows(statement, params)]
 
 
 def read_stream(stream: Stream) -> list[StoredEvent]:
@@ -396,4 +406,4 @@ def read_stream(stream: Stream) -> list[StoredEvent]:
 
 def head_position() -> int:
     """The highest committed position: every event at or below it is committed."""
-    return Event.objects.aggregate(head=Max("position"))["head"] or 0
+    return sql.row("SELECT max(position) FROM eventlog_event")[0] or 0
