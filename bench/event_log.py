@@ -257,5 +257,5 @@ def main():
 
 if __name__ == "__main__":
     ARGS = parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.append(str(Path(__file__).resolve().parent))  # bench_events; after ROOT: bench/evaluation.py must not hide the app
     main()

@@ -21,6 +21,7 @@ Rules every projection follows:
 
 import logging
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import ClassVar
 
 from django.db import connection, transaction
@@ -71,25 +72,67 @@ def all_projections() -> list[Projection]:
     return [_registry[name] for name in sorted(_registry)]
 
 
-def _checkpoint(name: str, *, wait: bool, relax_durability: bool = False) -> int | None:
-    """The checkpoint's position, its row locked; None if another consumer holds it (wait=False).
+def _checkpoint(name: str, *, wait: bool) -> int | None:
+    """The checkpoint's position, its row locked; None if another consumer holds it (wait=False)."""
+    statement = "SELECT position FROM eventlog_projectioncheckpoint WHERE name = %s"
+    if sql.postgres():
+        statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
+    found = sql.row(statement, [name])
+    if found is None and _created(name):
+        found = sql.row(statement, [name])
+    return None if found is None else found[0]
+
+
+def _created(name: str) -> bool:
+    """Create a projection's checkpoint row if it is missing; whether it was."""
+    return ProjectionCheckpoint.objects.get_or_create(name=name)[1]
+
+
+def _checkpoint_and_events(
+    projection: Projection, *, wait: bool, batch_size: int, relax_durability: bool
+) -> tuple[int, list[store.StoredEvent]] | None:
+    """The checkpoint locked and the next batch of events after it; None if another consumer
+    holds it (wait=False). On PostgreSQL in one round trip, which also shortens the time the
+    lock is held.
 
     relax_durability: this transaction need not wait for its WAL to reach disk at commit. A
     read model is derived data: if a crash loses its last commits, it loses the matching
     checkpoint with them (same transaction) and re-applies those events on restart. Events
     themselves are always committed synchronously. Only for a projection step in a transaction
     of its own (never inside an append's or a caller's).
+
+    The events are read in the statement's snapshot, which may predate the lock's wait: events
+    committed during the wait are then left to the next batch. None is skipped, because
+    positions follow commit order: every event the snapshot misses is after every one it sees.
     """
-    statement = "SELECT position FROM eventlog_projectioncheckpoint WHERE name = %s"
-    if sql.postgres():
-        if relax_durability:  # in the same round trip as the lock
-            statement = statement.replace("position", "position, set_config('synchronous_commit', 'off', true)", 1)
-        statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
-    found = sql.row(statement, [name])
-    if found is None and not ProjectionCheckpoint.objects.filter(name=name).exists():
-        ProjectionCheckpoint.objects.get_or_create(name=name)
-        found = sql.row(statement, [name])
-    return None if found is None else found[0]
+    if not sql.postgres():
+        position = _checkpoint(projection.name, wait=wait)
+        if position is None:
+            return None
+        return position, store.read(after=position, types=projection.event_types, limit=batch_size)
+    types = sorted(projection.event_types) if projection.event_types is not None else None
+    statement = _lock_and_read_statement(wait, relax_durability, len(types) if types is not None else None)
+    params = [projection.name, *(types or []), batch_size]
+    found = sql.rows(statement, params)
+    if not found and _created(projection.name):
+        found = sql.rows(statement, params)
+    if not found:
+        return None
+    events = [store.stored_event(row[1:]) for row in found if row[1] is not None]
+    return found[0][0], events
+
+
+@cache
+def _lock_and_read_statement(wait: bool, relax_durability: bool, type_count: int | None) -> str:
+    relax = ", set_config('synchronous_commit', 'off', true)" if relax_durability else ""
+    types = f" AND type IN ({', '.join(['%s'] * type_count)})" if type_count is not None else ""
+    return (
+        f"SELECT checkpoint.position, {', '.join('e.' + column for column in store.EVENT_COLUMNS)}"
+        f" FROM (SELECT position{relax} FROM eventlog_projectioncheckpoint WHERE name = %s"
+        f" FOR UPDATE{'' if wait else ' SKIP LOCKED'}) AS checkpoint"
+        f" LEFT JOIN LATERAL (SELECT {', '.join(store.EVENT_COLUMNS)} FROM eventlog_event"
+        f" WHERE position > checkpoint.position{types} ORDER BY position LIMIT %s) AS e ON true"
+    )
 
 
 def _move_checkpoint(name: str, old: int, new: int) -> None:
@@ -111,13 +154,13 @@ def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | 
     """
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(savepoint=not own_transaction):
-        position = _checkpoint(projection.name, wait=wait, relax_durability=own_transaction)
-        if position is None:
+        found = _checkpoint_and_events(
+            projection, wait=wait, batch_size=batch_size, relax_durability=own_transaction
+        )
+        if found is None:
             return 0, False
-        if target is not None and position >= target:
-            return 0, True
-        events = store.read(after=position, types=projection.event_types, limit=batch_size)
-        if not events:
+        position, events = found
+        if (target is not None and position >= target) or not events:
             return 0, True
         projection.apply(events)
         _move_checkpoint(projection.name, position, events[-1].position)

@@ -9,6 +9,7 @@ cost on the client. The statements run here are constant texts with `%s` paramet
 Errors are Django's (`OperationalError` ...), as from the ORM.
 """
 
+import json
 import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -103,6 +104,8 @@ def _reader(field):
         return uuid_of
     if isinstance(field, models.DateTimeField):
         return datetime_of
+    if isinstance(field, models.JSONField):
+        return lambda value: json.loads(value) if isinstance(value, str) else value
     if isinstance(field, models.BooleanField):
         return lambda value: value if value is None else bool(value)
     return lambda value: value

@@ -337,7 +337,7 @@ def _current_versions(streams: set[Stream]) -> dict[Stream, int]:
 
 # -- reading ---------------------------------------------------------------------------
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     "position",
     "event_id",
     "stream_type",
@@ -351,8 +351,8 @@ _COLUMNS = (
 )
 
 
-def _to_stored(row: tuple) -> StoredEvent:
-    """A row from the ORM or from `sql.rows` (where JSON may come back as text)."""
+def stored_event(row: tuple) -> StoredEvent:
+    """A row of EVENT_COLUMNS from the ORM or from `sql.rows` (where JSON may come back as text)."""
     position, event_id, stream_type, stream_id, version, type_name, schema_version, payload, metadata, at = row
     if isinstance(payload, str):
         payload = json.loads(payload)
@@ -392,16 +392,16 @@ def read(
             return []
         conditions.append(f"type IN ({', '.join(['%s'] * len(types))})")
         params += types
-    statement = f"SELECT {', '.join(_COLUMNS)} FROM eventlog_event WHERE {' AND '.join(conditions)} ORDER BY position"
+    statement = f"SELECT {', '.join(EVENT_COLUMNS)} FROM eventlog_event WHERE {' AND '.join(conditions)} ORDER BY position"
     if limit is not None:
         statement += " LIMIT %s"
         params.append(limit)
-    return [_to_stored(row) for row in sql.rows(statement, params)]
+    return [stored_event(row) for row in sql.rows(statement, params)]
 
 
 def read_stream(stream: Stream) -> list[StoredEvent]:
     qs = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).order_by("version")
-    return [_to_stored(row) for row in qs.values_list(*_COLUMNS)]
+    return [stored_event(row) for row in qs.values_list(*EVENT_COLUMNS)]
 
 
 def head_position() -> int:
