@@ -47,6 +47,7 @@ class Classifier:
         batch_size: int = 64,
         cache_size: int = 20_000,
         variant_budget: int | None = None,
+        cpu_runtime: str = "onnx",
     ) -> None:
         self.version = version
         self.device = device or pick_device()
@@ -64,6 +65,12 @@ class Classifier:
         self._cache: OrderedDict[tuple[int, ...], float] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
+        # On a CPU, scoring runs through ONNX Runtime ("onnx", built on first use) unless "torch".
+        if cpu_runtime not in ("onnx", "torch"):
+            raise ValueError(f"cpu_runtime must be 'onnx' or 'torch', not {cpu_runtime!r}")
+        self._use_onnx = self.device.type == "cpu" and cpu_runtime == "onnx"
+        self._onnx = None
+        self._onnx_lock = Lock()
         self._vocab_masks()
 
     @classmethod
@@ -116,7 +123,8 @@ class Classifier:
         if len(ids) > self.max_tokens:
             raise InvalidInput(f"the snippet is {len(ids)} tokens long; the limit is {self.max_tokens}")
         types = encoded.get("token_type_ids") or [0] * len(ids)
-        separators = [i for i, t in enumerate(ids) if t == self.tokenizer.sep_token_id]
+        sep = self.tokenizer.sep_token_id  # once: a tokenizer attribute is a lookup each time
+        separators = [i for i, t in enumerate(ids) if t == sep]
         return _Encoded(ids=list(ids), types=list(types), separators=separators)
 
     def _decode(self, ids: list[int], types: list[int]) -> Snippet:
@@ -144,6 +152,9 @@ class Classifier:
             input_ids[row, : len(sequence)] = torch.tensor(sequence)
             token_types[row, : len(kinds)] = torch.tensor(kinds)
             mask[row, : len(sequence)] = 1
+        onnx = self._onnx_scorer()
+        if onnx is not None:
+            return onnx.logits(input_ids, mask, token_types)[:, 0].float()
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.model(
                 input_ids=input_ids.to(self.device),
@@ -151,6 +162,17 @@ class Classifier:
                 token_type_ids=token_types.to(self.device),
             ).logits
         return logits[:, 0].float().cpu()
+
+    def _onnx_scorer(self):
+        if not self._use_onnx:
+            return None
+        with self._onnx_lock:
+            if self._onnx is None:
+                from modelserve import onnx_scoring
+
+                self._onnx = onnx_scoring.build(self.model, threads=torch.get_num_threads())
+                self._use_onnx = self._onnx is not None
+            return self._onnx
 
     def _score_ids(self, ids: list[list[int]], types: list[list[int]]) -> list[float]:
         """Scores of many sequences: cached ones reused, the rest in length-sorted batches."""

@@ -44,7 +44,10 @@ class InProcessInference:
                 return self._loaded[version]
         from modelserve.inference import Classifier  # PyTorch, on first use
 
-        loaded = Classifier.from_folder(row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR)
+        loaded = Classifier.from_folder(
+            row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR,
+            cpu_runtime=settings.MODELSERVE_CPU_RUNTIME,
+        )
         with self._lock:
             self._loaded[version] = loaded
             while len(self._loaded) > self._capacity:

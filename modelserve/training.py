@@ -107,7 +107,9 @@ def train(
         for e in examples
     ]
     targets = torch.tensor([1.0 if e.injurious else 0.0 for e in examples])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    # fused: one kernel for every parameter's update (on a CPU about a tenth of the step time
+    # of the per-tensor loop, which is a tenth of a MiniLM step of 16 x 100 tokens).
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, fused=True)
     autocast = device.type == "cuda" and torch.cuda.is_bf16_supported()
     loss_function = torch.nn.BCEWithLogitsLoss()
     lengths = [len(e["input_ids"]) for e in encodings]

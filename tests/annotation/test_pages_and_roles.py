@@ -1,5 +1,7 @@
 """Pages, partials, API and admin of labelling: the role matrix, CSRF, escaping, keyboard."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -145,7 +147,7 @@ def test_a_contractor_never_sees_another_labellers_label(world):
     ):
         body = response.content.decode()
         assert "not_injurious\"" not in body.replace('value="not_injurious"', "")
-        assert "bob" not in body
+        assert not re.search(r"\bbob\b", body)  # a word: random tokens on the page may hold the letters
 
 
 def test_the_page_is_keyboard_driven_and_htmx_gets_only_the_partial(world):
