@@ -103,8 +103,9 @@ def _contractor(request):
     summary="Take the next task (or the one already held)", tags=["labelling"], request=None,
     parameters=[KIND, IDEMPOTENCY_KEY],
     responses={200: TaskOutput, 204: OpenApiResponse(description="nothing to do in this dataset now"),
-               **errors(400, 403, 404, 409, 422, e400="invalid Idempotency-Key", e403="for contractors only",
-                        e404="no such active dataset or kind of task")},
+               **errors(400, 403, 404, 409, 422, 503, e400="invalid Idempotency-Key", e403="for contractors only",
+                        e404="no such active dataset or kind of task",
+                        e503="every candidate was taken by others meanwhile; try again")},
 )
 @api_view(["POST"])
 @idempotent_api

@@ -22,6 +22,15 @@ class TaskGone(AnnotationError):
     status_code = 409
 
 
+class QueueBusy(AnnotationError):
+    """Every candidate was taken by someone else while this contractor was being served."""
+
+    status_code = 503
+
+    def __init__(self):
+        super().__init__("many contractors are taking tasks at this moment; try again")
+
+
 class InvalidAnswer(AnnotationError):
     status_code = 400
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from uuid6 import uuid7
 
 from annotation import projections, roles
-from annotation.errors import InvalidAnswer, NotAllowed, TaskGone
+from annotation.errors import InvalidAnswer, NotAllowed, QueueBusy, TaskGone
 from annotation.events import (
     ComparisonCreated,
     ComparisonSubmitted,
@@ -34,7 +34,7 @@ from eventlog.errors import ConcurrencyConflict
 from eventlog.store import NewEvent, Stream, append
 
 CANDIDATES = 50  # next-task picks at random among the first few, so that contractors seldom collide
-ATTEMPTS = 8
+ATTEMPTS = 8  # candidate lists read before giving up (each tried whole), and tries of an answer
 
 
 def content_hash(prompt: str, completion: str) -> str:
@@ -164,10 +164,8 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
         return held
     rng = random.Random()
     looked_for_overdue = False
-    candidates = []
     for _ in range(ATTEMPTS):
-        if not candidates:
-            candidates = _candidates(user, dataset, kind)
+        candidates = _candidates(user, dataset, kind)
         if not candidates and not looked_for_overdue:
             # Overdue holds are released here when they may be all that is left, and every
             # minute by the `annotation.expire_holds` schedule otherwise.
@@ -176,28 +174,34 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
                 candidates = _candidates(user, dataset, kind)
         if not candidates:
             return None
-        tie_breaks = [c for c in candidates if c.tie_break_opened]
-        item = rng.choice(tie_breaks or candidates)  # tie-breaks go first
-        task_id = uuid7()
-        served = TaskServed(
-            task_id=task_id,
-            kind=kind,
-            subject_id=item.subject_id,
-            user_id=user.pk,
-            expires_at=(now + timedelta(seconds=dataset.hold_seconds)).isoformat(),
-            swapped=kind == TaskKind.COMPARISON and rng.random() < 0.5,
-        )
-        try:
-            append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
-        except ConcurrencyConflict:
+        while candidates:
+            tie_breaks = [c for c in candidates if c.tie_break_opened]
+            item = rng.choice(tie_breaks or candidates)  # tie-breaks go first
+            if (task_id := _serve(user, dataset, kind, item, now, rng)) is not None:
+                return own_task(user, task_id)
             # Someone else changed this subject meanwhile (most often: took the tie-break that
             # everyone is offered first). Try the others; once none is left, catch up and look again.
             candidates.remove(item)
-            if not candidates:
-                projections.catch_up()
-            continue
-        return own_task(user, task_id)
-    return None
+        projections.catch_up()
+    raise QueueBusy()
+
+
+def _serve(user, dataset: Dataset, kind: str, item: WorkItem, now: datetime, rng: random.Random) -> UUID | None:
+    """Append the serve at the version the choice was made on; None if the subject moved on."""
+    task_id = uuid7()
+    served = TaskServed(
+        task_id=task_id,
+        kind=kind,
+        subject_id=item.subject_id,
+        user_id=user.pk,
+        expires_at=(now + timedelta(seconds=dataset.hold_seconds)).isoformat(),
+        swapped=kind == TaskKind.COMPARISON and rng.random() < 0.5,
+    )
+    try:
+        append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
+    except ConcurrencyConflict:
+        return None
+    return task_id
 
 
 def expire_holds(*, dataset: Dataset | None = None, now: datetime | None = None) -> int:

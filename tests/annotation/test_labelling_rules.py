@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotation import services
-from annotation.errors import InvalidAnswer, TaskGone, TaskNotFound
+from annotation.errors import InvalidAnswer, QueueBusy, TaskGone, TaskNotFound
 from annotation.models import Assignment, Dataset, Snippet, WorkItem
 from annotation.services import SnippetInput, next_task, submit_label
 from eventlog.store import read
@@ -254,3 +254,19 @@ def test_rebuilding_the_projection_gives_the_same_queue_and_consensus(dataset, c
     before = state()
     call_command("rebuild_projections", "annotation.work", stdout=open("/dev/null", "w"))
     assert state() == before
+
+
+def test_when_every_serve_conflicts_the_contractor_is_told_to_retry_not_that_nothing_is_left(
+    dataset, contractors, monkeypatch
+):
+    add_snippets(dataset, 3)
+    tried = []
+
+    def taken_meanwhile(user, dataset, kind, item, now, rng):
+        tried.append(item.subject_id)  # and None: someone else's event came first
+
+    monkeypatch.setattr(services, "_serve", taken_meanwhile)
+    with pytest.raises(QueueBusy):
+        next_task(user=contractors[0], dataset=dataset)
+    assert len(tried) == services.ATTEMPTS * 3  # each list tried whole before it is read again
+    assert len(set(tried[:3])) == 3
