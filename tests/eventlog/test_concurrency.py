@@ -205,3 +205,44 @@ def test_concurrent_appends_expecting_the_same_version_one_wins():
     run_threads(*[lambda n=n: writer(n) for n in range(5)])
     assert sorted(outcomes) == ["conflict"] * 4 + ["won"]
     assert Event.objects.filter(stream_id="1", stream_type="race").count() == 2
+
+
+def test_a_consumer_queued_behind_another_goes_on_from_where_that_one_left_the_checkpoint(postgres_only, monkeypatch):
+    """The queued consumer's statement (lock and read in one) started before the holder
+    committed: it must read on from the holder's new checkpoint, apply nothing twice and skip
+    nothing; what is committed during its wait is left to its next batch."""
+    projection = projections.get("fixture.tick_totals")
+    append([NewEvent(Stream("tick", "a"), Tick(n=1))])
+    holding, release = threading.Event(), threading.Event()
+    apply = type(projection).apply
+
+    def apply_then_hold(self, events):
+        apply(self, events)
+        if not holding.is_set():
+            holding.set()
+            assert release.wait(30)
+
+    monkeypatch.setattr(type(projection), "apply", apply_then_hold)
+
+    def holder():
+        projections.advance(projection, wait=True)  # applies "a", keeps the checkpoint until released
+
+    def queued():
+        assert holding.wait(30)
+        append([NewEvent(Stream("tick", "b"), Tick(n=10))])  # before the queued statement starts
+
+        def during_the_wait():
+            time.sleep(0.3)
+            append([NewEvent(Stream("tick", "c"), Tick(n=100))])  # after it started: its next batch
+            release.set()
+
+        run_threads(during_the_wait, lambda: projections.advance(projection, wait=True))
+
+    run_threads(holder, queued)
+    projections.advance(projection, wait=True)
+
+    totals = dict(TickTotal.objects.values_list("stream_id", "total"))
+    assert totals == {"a": 1, "b": 10, "c": 100}
+    assert ProjectionCheckpoint.objects.get(name="fixture.tick_totals").position == max(
+        e.position for e in read(types=["fixture.tick"])
+    )
