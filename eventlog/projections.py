@@ -78,14 +78,18 @@ def _checkpoint(name: str, *, wait: bool) -> int | None:
     if sql.postgres():
         statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
     found = sql.row(statement, [name])
-    if found is None and _created(name):
+    if found is None and _ensure_checkpoint(name):
         found = sql.row(statement, [name])
     return None if found is None else found[0]
 
 
-def _created(name: str) -> bool:
-    """Create a projection's checkpoint row if it is missing; whether it was."""
-    return ProjectionCheckpoint.objects.get_or_create(name=name)[1]
+def _ensure_checkpoint(name: str) -> bool:
+    """Whether the checkpoint row was missing; if so it exists now (created here, or by a
+    consumer whose creation this waited for), so the caller should look for it again."""
+    if ProjectionCheckpoint.objects.filter(name=name).exists():
+        return False
+    ProjectionCheckpoint.objects.get_or_create(name=name)
+    return True
 
 
 def _checkpoint_and_events(
@@ -114,7 +118,7 @@ def _checkpoint_and_events(
     statement = _lock_and_read_statement(wait, relax_durability, len(types) if types is not None else None)
     params = [projection.name, *(types or []), batch_size]
     found = sql.rows(statement, params)
-    if not found and _created(projection.name):
+    if not found and _ensure_checkpoint(projection.name):
         found = sql.rows(statement, params)
     if not found:
         return None
