@@ -77,19 +77,18 @@ def _checkpoint(name: str, *, wait: bool) -> int | None:
     statement = "SELECT position FROM eventlog_projectioncheckpoint WHERE name = %s"
     if sql.postgres():
         statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
-    found = sql.row(statement, [name])
-    if found is None and _ensure_checkpoint(name):
-        found = sql.row(statement, [name])
-    return None if found is None else found[0]
+    found = _locking(name, lambda: sql.rows(statement, [name]))
+    return found[0][0] if found else None
 
 
-def _ensure_checkpoint(name: str) -> bool:
-    """Whether the checkpoint row was missing; if so it exists now (created here, or by a
-    consumer whose creation this waited for), so the caller should look for it again."""
-    if ProjectionCheckpoint.objects.filter(name=name).exists():
-        return False
-    ProjectionCheckpoint.objects.get_or_create(name=name)
-    return True
+def _locking(name: str, query):
+    """Run a query that locks the checkpoint row; if it found none because the row is missing,
+    create it (or wait for the consumer creating it) and run the query again."""
+    found = query()
+    if not found and not ProjectionCheckpoint.objects.filter(name=name).exists():
+        ProjectionCheckpoint.objects.get_or_create(name=name)
+        found = query()
+    return found
 
 
 def _checkpoint_and_events(
@@ -117,9 +116,7 @@ def _checkpoint_and_events(
     types = sorted(projection.event_types) if projection.event_types is not None else None
     statement = _lock_and_read_statement(wait, relax_durability, len(types) if types is not None else None)
     params = [projection.name, *(types or []), batch_size]
-    found = sql.rows(statement, params)
-    if not found and _ensure_checkpoint(projection.name):
-        found = sql.rows(statement, params)
+    found = _locking(projection.name, lambda: sql.rows(statement, params))
     if not found:
         return None
     events = [store.stored_event(row[1:]) for row in found if row[1] is not None]

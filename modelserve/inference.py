@@ -164,9 +164,9 @@ class Classifier:
         return logits[:, 0].float().cpu()
 
     def _onnx_scorer(self):
-        if not self._use_onnx:
-            return None
-        with self._onnx_lock:
+        if not self._use_onnx or self._onnx is not None:
+            return self._onnx
+        with self._onnx_lock:  # built once, by the first scoring thread
             if self._onnx is None:
                 from modelserve import onnx_scoring
 

@@ -2,9 +2,9 @@
 
 For one snippet of about 100 tokens on a CPU, ONNX Runtime with its transformer fusions runs
 MiniLM's forward about twice as fast as PyTorch eager (BENCHMARKS.md): attention, embeddings,
-layer normalisation and GELU become single fused operators. Only the forward pass of scoring goes through it, in float32 like the model
-(scores agree with PyTorch's to about 1e-7); gradients (saliency, first-order candidates) stay
-in PyTorch. The export holds its own copy of the weights, taken when it is built: a model
+layer normalisation and GELU become single fused operators. Only the forward pass of scoring
+goes through it, in float32 like the model (scores agree with PyTorch's to about 1e-7);
+gradients (saliency, first-order candidates) stay in PyTorch. The export holds its own copy of the weights, taken when it is built: a model
 trained further afterwards needs a new `Classifier`.
 
 Pure PyTorch / ONNX Runtime: knows nothing of Django.
