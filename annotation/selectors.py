@@ -33,14 +33,14 @@ def own_task(user, task_id) -> Assignment:
 def held_task(user, dataset: Dataset, kind: str, now: datetime) -> Assignment | None:
     """The unexpired task of this kind and dataset the user holds, if any."""
     found = _tasks(
-        "a.user_id = %s AND a.state = %s AND w.dataset_id = %s AND w.kind = %s AND a.expires_at > %s LIMIT 1",
-        [user.pk, Assignment.State.HELD, dataset.pk, kind, now],
+        "a.user_id = %s AND a.state = 'held' AND w.dataset_id = %s AND w.kind = %s AND a.expires_at > %s LIMIT 1",
+        [user.pk, dataset.pk, kind, now],
     )
     return found[0] if found else None
 
 
 def overdue_holds(now: datetime, dataset: Dataset | None = None, limit: int = 500) -> list[Assignment]:
-    where, params = "a.state = %s AND a.expires_at <= %s", [Assignment.State.HELD, now]
+    where, params = "a.state = 'held' AND a.expires_at <= %s", [now]
     if dataset is not None:
         where += " AND w.dataset_id = %s"
         params.append(dataset.pk)
@@ -52,7 +52,7 @@ def queue_candidates(user, dataset: Dataset, kind: str, limit: int) -> list[Work
     not write: tie-breaks first, then in the order they were added (the `work_item_queue` index)."""
     found = sql.rows(
         f"SELECT {sql.columns(WorkItem, 'w')} FROM annotation_workitem w"
-        # 'open' written out, not a parameter: a prepared statement's generic plan can use the
+        # States written out, not parameters: a prepared statement's generic plan can use the
         # partial index `work_item_queue` (status = 'open') only if the text says so.
         " WHERE w.dataset_id = %s AND w.kind = %s AND w.status = 'open' AND w.required > w.done + w.held"
         " AND (w.excluded_user_id IS NULL OR w.excluded_user_id <> %s)"
