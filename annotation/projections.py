@@ -1,5 +1,8 @@
-"""The annotation read models: an inline projection, current when each append returns."""
+"""The annotation read models: an inline projection kept per subject stream, current when
+each append returns."""
 
+import itertools
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
@@ -7,14 +10,20 @@ from uuid import UUID
 from annotation import consensus
 from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, WorkItem
 from eventlog import projections, sql
-from eventlog.projections import Projection, register
+from eventlog.projections import StreamProjection, register
+from eventlog.store import Stream
 
 KIND_OF_STREAM = {"snippet": TaskKind.LABEL, "pair": TaskKind.COMPARISON, "rating": TaskKind.RATING}
 
 
 @register
-class AnnotationProjection(Projection):
-    """Snippets, comparison pairs, work items (the queues and consensus) and assignments."""
+class AnnotationProjection(StreamProjection):
+    """Snippets, comparison pairs, work items (the queues and consensus) and assignments.
+
+    One subject stream (a snippet to label, a pair to compare, a snippet to rate) has one work
+    item, which records the stream's version; an event changes only its own subject's work item
+    and assignments. Comparisons and ratings read snippets that were here before they were asked
+    for."""
 
     name = "annotation.work"
     event_types = frozenset(
@@ -30,7 +39,20 @@ class AnnotationProjection(Projection):
             "annotation.rating_submitted",
         }
     )
-    inline = True
+    def applied_versions(self, streams: Collection[Stream], *, lock: bool) -> dict[Stream, int]:
+        applied = {}
+        locking = " ORDER BY id FOR UPDATE" if lock and sql.postgres() else ""
+        by_kind = sorted((KIND_OF_STREAM[s.type], s.type, UUID(s.id)) for s in streams)
+        for (kind, stream_type), group in itertools.groupby(by_kind, key=lambda k: k[:2]):
+            subjects = [subject for *_, subject in group]
+            for start in range(0, len(subjects), 5000):
+                condition, params = sql.any_of("subject_id", subjects[start : start + 5000])
+                for subject, version in sql.rows(
+                    f"SELECT subject_id, stream_version FROM annotation_workitem WHERE kind = %s AND {condition}{locking}",
+                    [kind, *params],
+                ):
+                    applied[Stream(stream_type, str(sql.uuid_of(subject)))] = version
+        return applied
 
     def apply(self, events):
         # Imports append thousands of snippet_added events at once: insert those in bulk.
@@ -174,13 +196,16 @@ class AnnotationProjection(Projection):
 
     @staticmethod
     def _decide(item: "_Item"):
+        # The state is checked here, not in the WHERE clause: with statistics from before the
+        # assignments came, the planner would combine the (state, expiry) index, which reads
+        # every submitted assignment, with the work item's few.
         labels = [
             answer
-            for (answer,) in sql.rows(
-                "SELECT answer FROM annotation_assignment WHERE work_item_id = %s AND state = %s"
-                " ORDER BY submitted_at, task_id",
-                [item.id, Assignment.State.SUBMITTED],
+            for state, answer in sql.rows(
+                "SELECT state, answer FROM annotation_assignment WHERE work_item_id = %s ORDER BY submitted_at, task_id",
+                [item.id],
             )
+            if state == Assignment.State.SUBMITTED
         ]
         outcome = consensus.decide(
             labels,
@@ -211,6 +236,7 @@ class _Item(NamedTuple):
     tie_break_opened: bool
 
 
-def catch_up() -> None:
-    """Apply events committed by others that the work items do not show yet (after a conflict)."""
-    projections.catch_up(AnnotationProjection.name)
+def catch_up(streams: Iterable[Stream]) -> None:
+    """Apply the events of these subjects that others committed and the work items do not show
+    yet (after a conflict)."""
+    projections.catch_up_streams(projections.get(AnnotationProjection.name), set(streams))

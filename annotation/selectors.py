@@ -4,6 +4,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from typing import NamedTuple
 from uuid import UUID
 
 import numpy as np
@@ -47,11 +48,21 @@ def overdue_holds(now: datetime, dataset: Dataset | None = None, limit: int = 50
     return _tasks(where + " LIMIT %s", [*params, limit])
 
 
-def queue_candidates(user, dataset: Dataset, kind: str, limit: int) -> list[WorkItem]:
+class Candidate(NamedTuple):
+    """An open subject the queue may serve: what serving it needs (the stream and its version)."""
+
+    id: int
+    subject_id: UUID
+    stream_type: str
+    stream_version: int
+    tie_break_opened: bool
+
+
+def queue_candidates(user, dataset: Dataset, kind: str, limit: int) -> list[Candidate]:
     """The first open subjects with a free slot that this user has never been served and did
     not write: tie-breaks first, then in the order they were added (the `work_item_queue` index)."""
     found = sql.rows(
-        f"SELECT {sql.columns(WorkItem, 'w')} FROM annotation_workitem w"
+        "SELECT w.id, w.subject_id, w.stream_type, w.stream_version, w.tie_break_opened FROM annotation_workitem w"
         # States written out, not parameters: a prepared statement's generic plan can use the
         # partial index `work_item_queue` (status = 'open') only if the text says so.
         " WHERE w.dataset_id = %s AND w.kind = %s AND w.status = 'open' AND w.required > w.done + w.held"
@@ -60,10 +71,7 @@ def queue_candidates(user, dataset: Dataset, kind: str, limit: int) -> list[Work
         " ORDER BY w.tie_break_opened DESC, w.created_position LIMIT %s",
         [dataset.pk, kind, user.pk, user.pk, limit],
     )
-    items = [sql.instance(WorkItem, values) for values in found]
-    for item in items:
-        item.dataset = dataset
-    return items
+    return [Candidate(id, sql.uuid_of(subject), stream, version, bool(tie)) for id, subject, stream, version, tie in found]
 
 
 def _tasks(where: str, params: list) -> list[Assignment]:

@@ -29,7 +29,7 @@ from annotation.events import (
     TaskServed,
 )
 from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
-from annotation.selectors import held_task, overdue_holds, own_task, queue_candidates
+from annotation.selectors import Candidate, held_task, overdue_holds, own_task, queue_candidates
 from eventlog.errors import ConcurrencyConflict
 from eventlog.store import NewEvent, Stream, append
 
@@ -135,7 +135,7 @@ def add_snippets(*, dataset: Dataset, rows: list[SnippetInput], author_id: int |
 # -- serving tasks ------------------------------------------------------------------------
 
 
-def _stream(item: WorkItem) -> Stream:
+def _stream(item: WorkItem | Candidate) -> Stream:
     return Stream(item.stream_type, str(item.subject_id))
 
 
@@ -146,7 +146,7 @@ def _check_worker(user, dataset: Dataset) -> None:
         raise NotAllowed("this dataset is closed")
 
 
-def _candidates(user, dataset: Dataset, kind: str) -> list[WorkItem]:
+def _candidates(user, dataset: Dataset, kind: str) -> list[Candidate]:
     return queue_candidates(user, dataset, kind, CANDIDATES)
 
 
@@ -174,6 +174,7 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
                 candidates = _candidates(user, dataset, kind)
         if not candidates:
             return None
+        tried = []
         while candidates:
             tie_breaks = [c for c in candidates if c.tie_break_opened]
             item = rng.choice(tie_breaks or candidates)  # tie-breaks go first
@@ -182,11 +183,12 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
             # Someone else changed this subject meanwhile (most often: took the tie-break that
             # everyone is offered first). Try the others; once none is left, catch up and look again.
             candidates.remove(item)
-        projections.catch_up()
+            tried.append(_stream(item))
+        projections.catch_up(tried)
     raise QueueBusy()
 
 
-def _serve(user, dataset: Dataset, kind: str, item: WorkItem, now: datetime, rng: random.Random) -> UUID | None:
+def _serve(user, dataset: Dataset, kind: str, item: Candidate, now: datetime, rng: random.Random) -> UUID | None:
     """Append the serve at the version the choice was made on; None if the subject moved on."""
     task_id = uuid7()
     served = TaskServed(
@@ -258,7 +260,7 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
                 expected={_stream(item): item.stream_version},
             )
         except ConcurrencyConflict:
-            projections.catch_up()
+            projections.catch_up([_stream(item)])
             assignment = own_task(user, assignment.task_id)
             continue
         return own_task(user, assignment.task_id)

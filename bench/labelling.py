@@ -81,10 +81,6 @@ def populate(snippets: int, contractors: int):
     ]
     import_snippets(dataset=dataset, rows=rows, filename="bench.jsonl")
     print(f"imported {snippets:,} snippets in {time.perf_counter() - began:.1f} s")
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # else autovacuum does it, during whichever run comes first
-        cursor.execute("VACUUM ANALYZE eventlog_event, annotation_snippet, annotation_workitem")
     return dataset.pk, users
 
 
@@ -149,7 +145,11 @@ def run(dataset_id, users, seconds, naive, rate=None) -> dict:
     """`rate`: labels/s offered in all, shared evenly among the contractors; None: flat out."""
     from django.db import connection, connections
 
-    with connection.cursor() as cursor:  # what earlier runs left dirty is written now, not during this one
+    with connection.cursor() as cursor:
+        # What autovacuum would have done by now (it may be off, as on the development machine,
+        # and it would fall on whichever run came first), then what earlier runs left dirty is
+        # written now, not during this run.
+        cursor.execute("VACUUM ANALYZE eventlog_event, annotation_snippet, annotation_workitem, annotation_assignment")
         cursor.execute("CHECKPOINT")
     connections.close_all()
     ctx = multiprocessing.get_context("fork")

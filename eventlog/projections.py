@@ -17,18 +17,23 @@ Rules every projection follows:
     moves forward, so each event is applied exactly once;
   * at most one consumer advances a projection at a time (a row lock on its checkpoint;
     others skip it). On SQLite, IMMEDIATE transactions serialise consumers.
+
+A `StreamProjection` keeps its read model per stream, so that writers of different streams
+do not queue on one checkpoint: see its docstring.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import ClassVar
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from eventlog import sql, store
 from eventlog.models import Event, ProjectionCheckpoint
+from eventlog.store import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,31 @@ class Projection:
 
     def reset(self) -> None:
         """Delete every row of the read model."""
+        raise NotImplementedError
+
+
+class StreamProjection(Projection):
+    """A read model kept per stream: an event changes only its own stream's rows, and those
+    rows record the version of the last event applied to them (`applied_versions`).
+
+    Inline, a writer brings only the streams it appended to up to date, right after its append
+    (in the caller's transaction when there is one): writers of different streams never wait
+    for each other, and none waits for the checkpoint. The checkpoint is moved by the runner
+    (and by `catch_up` and `rebuild`), which applies only what no writer has. Whoever applies
+    an event first locks its stream's rows and reads their version (one statement: a locking
+    read returns the latest committed rows); a stream that has no rows yet is created under an
+    advisory lock on the stream instead. So each event is applied once, in its stream's order.
+
+    A handler may read other streams' rows only for what was in the read model before its
+    event was appended (what the command read to decide it), never for later events.
+    """
+
+    inline = True
+
+    def applied_versions(self, streams: Collection[Stream], *, lock: bool) -> dict[Stream, int]:
+        """The version of the last event applied to each stream's rows; streams without rows
+        are left out. lock: lock the rows found until the transaction ends (SELECT ... ORDER BY
+        a key ... FOR UPDATE, so that rows are locked in one order)."""
         raise NotImplementedError
 
 
@@ -163,7 +193,10 @@ def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | 
         position, events = found
         if (target is not None and position >= target) or not events:
             return 0, True
-        projection.apply(events)
+        if isinstance(projection, StreamProjection):
+            _apply_unapplied(projection, events)
+        else:
+            projection.apply(events)
         _move_checkpoint(projection.name, position, events[-1].position)
         return len(events), len(events) < batch_size
 
@@ -239,6 +272,8 @@ def rebuild(projection: Projection) -> int:
     """
     with transaction.atomic():
         position = _checkpoint(projection.name, wait=True)
+        if isinstance(projection, StreamProjection) and sql.postgres():
+            _lock_streams(projection, None)  # streams without rows wait too, for the rebuilt ones
         projection.reset()
         _move_checkpoint(projection.name, position, 0)
         return advance(projection, wait=True)
@@ -251,10 +286,121 @@ def reflected_position(names: Iterable[str]) -> int:
     reflected = head
     for projection in (get(name) for name in names):
         checkpoint = ProjectionCheckpoint.objects.filter(name=projection.name).values_list("position", flat=True)
-        pending = Event.objects.filter(position__gt=checkpoint.first() or 0, position__lte=head)
-        if projection.event_types is not None:
-            pending = pending.filter(type__in=projection.event_types)
-        first = pending.order_by("position").values_list("position", flat=True).first()
+        after = checkpoint.first() or 0
+        if isinstance(projection, StreamProjection):
+            # Past its checkpoint, writers have applied their own events: the first one not applied.
+            pending = store.read(after=after, up_to=head, types=projection.event_types)
+            pending = _unapplied(pending, projection.applied_versions({e.stream for e in pending}, lock=False))
+            first = pending[0].position if pending else None
+        else:
+            pending = Event.objects.filter(position__gt=after, position__lte=head)
+            if projection.event_types is not None:
+                pending = pending.filter(type__in=projection.event_types)
+            first = pending.order_by("position").values_list("position", flat=True).first()
         if first is not None:
             reflected = min(reflected, first - 1)
     return reflected
+
+
+# -- stream projections --------------------------------------------------------------------
+
+STREAM_LOCKS = 512  # advisory locks per stream projection, for streams without rows; by hash
+_DEADLOCK_SQLSTATE = "40P01"
+
+
+def _applied_and_locked(projection: StreamProjection, streams: Collection[Stream]) -> dict[Stream, int]:
+    """Lock these streams until the transaction ends; the version each stream's rows reflect.
+
+    Rows that exist are locked by the locking read. A stream without rows is locked by its
+    advisory lock and read again in a later statement: in READ COMMITTED only a statement that
+    starts after the lock is granted sees rows the previous holder created."""
+    applied = projection.applied_versions(streams, lock=True)
+    missing = [s for s in streams if s not in applied]
+    if missing and sql.postgres():
+        _lock_streams(projection, missing)
+        applied |= projection.applied_versions(missing, lock=True)
+    return applied
+
+
+def _lock_streams(projection: StreamProjection, streams: Collection[Stream] | None) -> None:
+    """Hold these streams' advisory locks (None: every stream), in ascending order, until the
+    transaction ends. PostgreSQL only: SQLite's single writer is lock enough."""
+    if streams is None:
+        buckets = list(range(STREAM_LOCKS))
+    else:
+        buckets = sorted({zlib.crc32(f"{s.type}/{s.id}".encode()) % STREAM_LOCKS for s in streams})
+    sql.rows("SELECT pg_advisory_xact_lock(%s, bucket) FROM unnest(%s::int[]) AS bucket",
+             [_lock_space(projection.name), buckets])
+
+
+@cache
+def _lock_space(name: str) -> int:
+    """The first key of a projection's stream locks (a signed 32-bit integer). The two-key lock
+    space is distinct from the one-key space of the append lock."""
+    return zlib.crc32(name.encode()) - 2**31
+
+
+def _apply_unapplied(projection: StreamProjection, events: Sequence[store.StoredEvent]) -> None:
+    """Apply those of these events (in position order, none missing before them in their
+    streams) that their streams' rows do not reflect yet."""
+    # Most are usually applied already, by their writers: skip those without locking (an
+    # applied version only grows, so what is seen applied stays applied).
+    events = _unapplied(events, projection.applied_versions({e.stream for e in events}, lock=False))
+    if events:
+        applied = _applied_and_locked(projection, {e.stream for e in events})
+        projection.apply(_unapplied(events, applied))
+
+
+def _unapplied(events: Sequence[store.StoredEvent], applied: Mapping[Stream, int]) -> list[store.StoredEvent]:
+    return [e for e in events if e.version > applied.get(e.stream, 0)]
+
+
+def catch_up_streams(
+    projection: StreamProjection,
+    streams: Collection[Stream],
+    *,
+    known: Sequence[store.StoredEvent] = (),
+) -> None:
+    """Apply every committed event of these streams that the projection has not applied yet:
+    a writer's own streams after its append (`known`: the events it appended, not read back
+    when they follow on from what is applied), or streams found stale after a conflict."""
+    if not streams:
+        return
+    own_transaction = not connection.in_atomic_block
+    if not own_transaction:
+        _append_lock_before_checkpoint()
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                applied = _applied_and_locked(projection, streams)
+                projection.apply(_events_after(projection, streams, applied, known))
+            return
+        except OperationalError as exc:
+            # A caller's transaction that appended twice may hold one of these locks and wait
+            # for another: the database breaks the cycle, and this side can simply try again.
+            cause = exc.__cause__
+            if not own_transaction or attempt == 2 or getattr(cause, "sqlstate", None) != _DEADLOCK_SQLSTATE:
+                raise
+
+
+def _events_after(
+    projection: StreamProjection,
+    streams: Collection[Stream],
+    applied: Mapping[Stream, int],
+    known: Sequence[store.StoredEvent],
+) -> list[store.StoredEvent]:
+    """The events of these streams after their applied versions, in position order."""
+    mine: dict[Stream, list[store.StoredEvent]] = {}
+    for event in known:
+        mine.setdefault(event.stream, []).append(event)
+    events, to_read = [], {}
+    for stream in streams:
+        after = applied.get(stream, 0)
+        appended = mine.get(stream)
+        if appended and appended[0].version <= after + 1:
+            # The writer's own events (consecutive versions) follow on from what is applied.
+            events += [e for e in appended if e.version > after]
+        else:
+            to_read[stream] = after
+    events += store.read_streams(to_read, types=projection.event_types)
+    return sorted(events, key=lambda e: e.position)

@@ -65,6 +65,14 @@ def execute(sql: str, params: Sequence[Any] = ()) -> int:
         return cursor.rowcount
 
 
+def any_of(column: str, values: Sequence[Any]) -> tuple[str, list]:
+    """A condition that `column` is one of `values`, and its parameters: one array on
+    PostgreSQL (the same statement text whatever the count), one parameter each on SQLite."""
+    if postgres():
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
 def uuid_of(value) -> uuid.UUID | None:
     if value is None or isinstance(value, uuid.UUID):
         return value

@@ -124,11 +124,10 @@ def append(
             raise
         if inline_inside:
             for projection in inline:
-                projections.advance(projection, wait=True)
+                _apply_inline(projection, batch, stored)
     if not inline_inside:
-        last = max(position for position, _ in stored)
         for projection in inline:
-            projections.catch_up_to(projection, last)
+            _apply_inline(projection, batch, stored)
     return AppendResult(
         positions=[position for position, _ in stored],
         versions={event.stream: version for event, (_, version) in zip(events, stored)},
@@ -136,6 +135,40 @@ def append(
 
 
 _MAX_ROWS_PER_STATEMENT = 5000
+
+
+def _apply_inline(projection, batch: "_Batch", stored: list[tuple[int, int]]) -> None:
+    """Bring an inline projection up to this batch: a stream projection only the streams the
+    batch wrote to; any other up to the batch's last position (in the caller's transaction
+    when there is one)."""
+    from eventlog import projections
+
+    if isinstance(projection, projections.StreamProjection):
+        own = _stored_events(batch, stored, projection.event_types)
+        projections.catch_up_streams(projection, {e.stream for e in own}, known=own)
+    elif connection.in_atomic_block:
+        projections.advance(projection, wait=True)
+    else:
+        projections.catch_up_to(projection, max(position for position, _ in stored))
+
+
+def _stored_events(batch: "_Batch", stored: list[tuple[int, int]], types: frozenset[str] | None) -> list[StoredEvent]:
+    """The batch's events of these types as they now are in the log (what a reader would get)."""
+    return [
+        StoredEvent(
+            position=position,
+            event_id=row.event_id,
+            stream=Stream(row.stream_type, row.stream_id),
+            version=version,
+            type=row.type,
+            schema_version=row.schema_version,
+            payload=json.loads(row.payload_json),
+            metadata=batch.metadata,
+            recorded_at=batch.recorded_at,
+        )
+        for row, (position, version) in zip(batch.rows, stored, strict=True)
+        if types is None or row.type in types
+    ]
 
 
 class _DuplicateEventId(Exception):
@@ -397,6 +430,32 @@ def read(
         statement += " LIMIT %s"
         params.append(limit)
     return [stored_event(row) for row in sql.rows(statement, params)]
+
+
+def read_streams(after: Mapping[Stream, int], *, types: Iterable[str] | None = None) -> list[StoredEvent]:
+    """The events of these streams after the given version of each, in position order."""
+    if not after:
+        return []
+    wanted = set(types) if types is not None else None
+    columns = ", ".join("e." + column for column in EVENT_COLUMNS)
+    if sql.postgres():
+        streams = list(after.items())
+        found = sql.rows(
+            f"SELECT {columns} FROM unnest(%s::text[], %s::text[], %s::int[]) AS s(stream_type, stream_id, after)"
+            " JOIN eventlog_event e ON e.stream_type = s.stream_type AND e.stream_id = s.stream_id"
+            " AND e.version > s.after ORDER BY e.position",
+            [[s.type for s, _ in streams], [s.id for s, _ in streams], [v for _, v in streams]],
+        )
+    else:
+        found = []
+        for stream, version in after.items():
+            found += sql.rows(
+                f"SELECT {columns} FROM eventlog_event e WHERE e.stream_type = %s AND e.stream_id = %s"
+                " AND e.version > %s",
+                [stream.type, stream.id, version],
+            )
+        found.sort(key=lambda row: row[0])
+    return [stored_event(row) for row in found if wanted is None or row[5] in wanted]
 
 
 def read_stream(stream: Stream) -> list[StoredEvent]:

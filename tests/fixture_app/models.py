@@ -17,3 +17,12 @@ class TickTotal(models.Model):
     count = models.IntegerField(default=0)
     total = models.BigIntegerField(default=0)
     positions_hash = models.BigIntegerField(default=0)
+
+
+class StreamItem(models.Model):
+    """Stream read model: one row per item stream, with every position applied to it, in order."""
+
+    stream_id = models.CharField(max_length=128, primary_key=True)
+    name = models.CharField(max_length=200)
+    version = models.IntegerField()
+    positions = models.TextField()

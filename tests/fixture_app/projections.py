@@ -3,8 +3,9 @@ import time
 
 from django.db.models import F
 
-from eventlog.projections import Projection, register
-from tests.fixture_app.models import Item, TickTotal
+from eventlog.projections import Projection, StreamProjection, register
+from eventlog.store import Stream
+from tests.fixture_app.models import Item, StreamItem, TickTotal
 
 
 @register
@@ -45,3 +46,36 @@ class TickTotals(Projection):
 
     def reset(self):
         TickTotal.objects.all().delete()
+
+
+@register
+class StreamItems(StreamProjection):
+    """The item events again, kept per stream: applied by each writer for its own streams."""
+
+    name = "fixture.stream_items"
+    event_types = frozenset({"fixture.item_added", "fixture.item_renamed"})
+
+    def applied_versions(self, streams, *, lock):
+        rows = StreamItem.objects.filter(stream_id__in=[s.id for s in streams if s.type == "item"])
+        if lock:
+            rows = rows.order_by("stream_id").select_for_update()
+        return {Stream("item", stream_id): version for stream_id, version in rows.values_list("stream_id", "version")}
+
+    def handle(self, event):
+        delay = float(os.environ.get("FIXTURE_SLOW_STREAM_HANDLER", "0"))
+        if delay:
+            time.sleep(delay)
+        if event.type == "fixture.item_added":
+            StreamItem.objects.create(
+                stream_id=event.stream.id, name=event.payload["name"], version=event.version,
+                positions=str(event.position),
+            )
+        else:
+            item = StreamItem.objects.get(stream_id=event.stream.id)
+            assert item.version == event.version - 1, f"{event.stream} applied out of order"
+            item.name, item.version = event.payload["name"], event.version
+            item.positions += f",{event.position}"
+            item.save()
+
+    def reset(self):
+        StreamItem.objects.all().delete()
