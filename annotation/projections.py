@@ -63,7 +63,8 @@ class AnnotationProjection(StreamProjection):
                 continue
             self._add_snippets(added)
             added = []
-            getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload)
+            if not self._handle(event):
+                raise RuntimeError(f"{event.stream} is not at version {event.version - 1} in the read model")
         self._add_snippets(added)
 
     def _add_snippets(self, events):
@@ -131,9 +132,23 @@ class AnnotationProjection(StreamProjection):
         )
 
     # -- tasks: the hot path, one fixed statement per step (eventlog/sql.py) ---------------
+    # Each handler first moves its work item to the event's version, on condition that it is at
+    # the version before: the statement that locks the row checks that the event follows on.
+    # A handler returns False, having written nothing, when it does not.
+
+    def apply_following(self, event) -> bool:
+        if event.type in self._CREATING:
+            return False
+        return self._handle(event)
+
+    _CREATING = frozenset({"annotation.snippet_added", "annotation.comparison_created", "annotation.rating_requested"})
+
+    def _handle(self, event) -> bool:
+        return getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload) is not False
 
     def on_task_served(self, event, p):
-        item = self._touch(event, held=1)
+        if (item := self._touch(event, held=1)) is None:
+            return False
         sql.execute(
             "INSERT INTO annotation_assignment"
             " (task_id, work_item_id, user_id, state, served_at, expires_at, answer, swapped)"
@@ -143,46 +158,58 @@ class AnnotationProjection(StreamProjection):
         )
 
     def on_task_released(self, event, p):
+        task_id = UUID(p["task_id"])
+        if self._touch(event, held_by_task=task_id) is None:
+            return False
         state = Assignment.State.EXPIRED if p["reason"] == "expired" else Assignment.State.RELEASED
-        released = sql.execute(
+        sql.execute(
             "UPDATE annotation_assignment SET state = %s WHERE task_id = %s AND state = %s",
-            [state, UUID(p["task_id"]), Assignment.State.HELD],
+            [state, task_id, Assignment.State.HELD],
         )
-        self._touch(event, held=-released)
 
     def on_label_submitted(self, event, p):
-        self._decide(self._submitted(event, p, p["label"]))
+        if (item := self._submitted(event, p, p["label"])) is None:
+            return False
+        self._decide(item)
 
     def on_label_corrected(self, event, p):
+        if (item := self._touch(event)) is None:
+            return False
         sql.execute("UPDATE annotation_assignment SET answer = %s WHERE task_id = %s", [p["label"], UUID(p["task_id"])])
-        self._decide(self._touch(event))
+        self._decide(item)
 
     def on_comparison_submitted(self, event, p):
         choice = p["choice"]
         if self._swapped(p["task_id"]) and choice != "same":
             choice = "second" if choice == "first" else "first"  # stored in the pair's own order
-        self._settle_when_done(self._submitted(event, p, choice))
+        if (item := self._submitted(event, p, choice)) is None:
+            return False
+        self._settle_when_done(item)
 
     def on_rating_submitted(self, event, p):
-        self._settle_when_done(self._submitted(event, p, str(p["rating"])))
+        if (item := self._submitted(event, p, str(p["rating"]))) is None:
+            return False
+        self._settle_when_done(item)
 
     @staticmethod
-    def _touch(event, held: int = 0, done: int = 0, held_by_task: UUID | None = None) -> "_Item":
-        """Record the subject stream's version and count changes on its work item. `held_by_task`:
-        one hold fewer if that task is still held (it is being answered)."""
+    def _touch(event, held: int = 0, done: int = 0, held_by_task: UUID | None = None) -> "_Item | None":
+        """Move the work item to the event's version and count changes on it, if it is at the
+        version before (None otherwise). `held_by_task`: one hold fewer if that task is still
+        held (it is being answered or released)."""
         found = sql.row(
             "UPDATE annotation_workitem SET stream_version = %s, done = done + %s, held = held + %s"
             " - (SELECT count(*) FROM annotation_assignment WHERE task_id = %s AND state = %s)"
-            " WHERE kind = %s AND subject_id = %s"
-            " RETURNING id, base_required, tie_break_allowed, tie_break_opened",
+            " WHERE kind = %s AND subject_id = %s AND stream_version = %s"
+            " RETURNING id, base_required, tie_break_allowed, tie_break_opened, done",
             [event.version, done, held, held_by_task, Assignment.State.HELD,
-             KIND_OF_STREAM[event.stream.type], UUID(event.stream.id)],
+             KIND_OF_STREAM[event.stream.type], UUID(event.stream.id), event.version - 1],
         )
-        return _Item(found[0], found[1], bool(found[2]), bool(found[3]))
+        return _Item(found[0], found[1], bool(found[2]), bool(found[3]), found[4]) if found else None
 
-    def _submitted(self, event, p, answer) -> "_Item":
+    def _submitted(self, event, p, answer) -> "_Item | None":
         task_id = UUID(p["task_id"])
-        item = self._touch(event, done=1, held_by_task=task_id)
+        if (item := self._touch(event, done=1, held_by_task=task_id)) is None:
+            return None
         sql.execute(
             "UPDATE annotation_assignment SET state = %s, answer = %s, seconds = %s, submitted_at = %s"
             " WHERE task_id = %s",
@@ -196,6 +223,8 @@ class AnnotationProjection(StreamProjection):
 
     @staticmethod
     def _decide(item: "_Item"):
+        if item.done < item.base_required:
+            return  # fewer labels than the rule needs: open, as it was (`consensus.decide`)
         # The state is checked here, not in the WHERE clause: with statistics from before the
         # assignments came, the planner would combine the (state, expiry) index, which reads
         # every submitted assignment, with the work item's few.
@@ -234,6 +263,7 @@ class _Item(NamedTuple):
     base_required: int
     tie_break_allowed: bool
     tie_break_opened: bool
+    done: int  # labels submitted, this one included
 
 
 def catch_up(streams: Iterable[Stream]) -> None:

@@ -294,10 +294,10 @@ def _check_label(dataset: Dataset, label: str) -> None:
         raise InvalidAnswer(f"label must be one of {sorted(allowed)}")
 
 
-def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
+def submit_comparison(*, user, task_id: UUID, choice: str, assignment: Assignment | None = None) -> Assignment:
     if choice not in ("first", "second", "same"):
         raise InvalidAnswer("choice must be first, second or same")
-    assignment = own_task(user, task_id)
+    assignment = assignment or own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.COMPARISON:
         raise InvalidAnswer("not a comparison task")
     return _submit(
@@ -306,10 +306,10 @@ def submit_comparison(*, user, task_id: UUID, choice: str) -> Assignment:
     )
 
 
-def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
+def submit_rating(*, user, task_id: UUID, rating: int, assignment: Assignment | None = None) -> Assignment:
     if not isinstance(rating, int) or not 1 <= rating <= 10:
         raise InvalidAnswer("rating must be a whole number from 1 to 10")
-    assignment = own_task(user, task_id)
+    assignment = assignment or own_task(user, task_id)
     if assignment.work_item.kind != TaskKind.RATING:
         raise InvalidAnswer("not a rating task")
     return _submit(
@@ -318,17 +318,18 @@ def submit_rating(*, user, task_id: UUID, rating: int) -> Assignment:
     )
 
 
-def submit_answer(*, user, task_id: UUID, raw: str) -> Assignment:
-    """An answer as typed or clicked, whatever the task's kind."""
-    assignment = own_task(user, task_id)
+def submit_answer(*, user, task_id: UUID, raw: str, assignment: Assignment | None = None) -> Assignment:
+    """An answer as typed or clicked, whatever the task's kind. `assignment`: the task as the
+    caller has just read it with `own_task`, if it has."""
+    assignment = assignment or own_task(user, task_id)
     kind = assignment.work_item.kind
     if kind == TaskKind.LABEL:
         return submit_label(user=user, task_id=task_id, label=raw, assignment=assignment)
     if kind == TaskKind.COMPARISON:
-        return submit_comparison(user=user, task_id=task_id, choice=raw)
+        return submit_comparison(user=user, task_id=task_id, choice=raw, assignment=assignment)
     digits = raw.strip()  # ASCII digits only: "²".isdigit() is true, and int() refuses 5000 digits
     rating = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 2 else None
-    return submit_rating(user=user, task_id=task_id, rating=rating)
+    return submit_rating(user=user, task_id=task_id, rating=rating, assignment=assignment)
 
 
 # -- comparison and rating work ---------------------------------------------------------------

@@ -79,7 +79,9 @@ def task_page(request, dataset_id: int, kind: str):
 @idempotent_page
 def answer(request, task_id: UUID):
     raw = request.POST.get("answer", "")
-    return _act(request, task_id, lambda task: services.submit_answer(user=request.user, task_id=task_id, raw=raw))
+    return _act(
+        request, task_id, lambda task: services.submit_answer(user=request.user, task_id=task_id, raw=raw, assignment=task)
+    )
 
 
 @require_POST

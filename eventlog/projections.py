@@ -80,6 +80,13 @@ class StreamProjection(Projection):
         a key ... FOR UPDATE, so that rows are locked in one order)."""
         raise NotImplementedError
 
+    def apply_following(self, event: store.StoredEvent) -> bool:
+        """Optional, for a writer's single event: apply it if it directly follows the version
+        its stream's rows reflect, checked by the statement that locks them (an UPDATE ...
+        WHERE version = event.version - 1), and return True; return False, having written
+        nothing, if it does not follow or the stream has no rows. Saves the locking read."""
+        return False
+
 
 _registry: dict[str, Projection] = {}
 
@@ -372,6 +379,8 @@ def catch_up_streams(
     for attempt in range(3):
         try:
             with transaction.atomic():
+                if len(known) == 1 and streams == {known[0].stream} and projection.apply_following(known[0]):
+                    return
                 applied = _applied_and_locked(projection, streams)
                 projection.apply(_events_after(projection, streams, applied, known))
             return

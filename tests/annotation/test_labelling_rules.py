@@ -11,6 +11,7 @@ from annotation import services
 from annotation.errors import InvalidAnswer, QueueBusy, TaskGone, TaskNotFound
 from annotation.models import Assignment, Dataset, Snippet, WorkItem
 from annotation.services import SnippetInput, next_task, submit_label
+from eventlog import projections
 from eventlog.store import read
 from tests.annotation.conftest import add_snippets
 
@@ -180,6 +181,28 @@ def test_a_correction_is_a_new_event_and_moves_the_consensus(dataset, contractor
     assert (item.status, item.final_label) == ("settled", "injurious")
     types = [e.type for e in read(types=["annotation.label_submitted", "annotation.label_corrected"])]
     assert types == ["annotation.label_submitted", "annotation.label_submitted", "annotation.label_corrected"]
+
+
+def test_events_a_writer_left_unapplied_are_applied_before_the_next_one_of_the_snippet(
+    dataset, contractors, monkeypatch
+):
+    add_snippets(dataset, 1)
+    a, b, c = contractors[:3]
+    snippet = label_once(a, dataset, "injurious")
+    label_once(b, dataset, "not_injurious")  # a tie-break is open
+    with monkeypatch.context() as patched:  # c is served it; the writer stops before applying that
+        patched.setattr(projections, "catch_up_streams", lambda *args, **kwargs: None)
+        with pytest.raises(TaskNotFound):
+            next_task(user=c, dataset=dataset)
+    assert not Assignment.objects.filter(user=c).exists()
+
+    # b's correction does not follow on from what the work item shows: the serve is applied first.
+    services.correct_label(user=b, task_id=Assignment.objects.get(user=b).task_id, label="injurious")
+
+    item = item_of(snippet)
+    assert Assignment.objects.get(user=c).state == "held" and item.held == 1
+    assert (item.status, item.final_label) == ("settled", "injurious")
+    assert item.stream_version == max(e.version for e in read() if e.stream.id == str(snippet))
 
 
 def test_skipping_frees_the_slot_for_someone_else(contractors):

@@ -128,3 +128,28 @@ def test_writers_the_runner_and_a_rebuild_at_once_apply_every_event_once_in_stre
     projections.run_all([NAME])
     assert checkpoint() == head_position()
     assert actual_rows() == expected_rows()
+
+
+@pytest.mark.django_db
+def test_a_writers_event_that_does_not_follow_on_is_applied_after_the_ones_it_missed(monkeypatch):
+    stream = Stream("item", "lamp")
+    append([NewEvent(stream, ItemAdded(name="lamp", quantity=1))])
+    with monkeypatch.context() as patched:  # a writer that stopped before applying its rename
+        patched.setattr(projections, "catch_up_streams", lambda *args, **kwargs: None)
+        append([NewEvent(stream, ItemRenamed(name="torch"))])
+    applied_following = []
+    projection = projections.get(NAME)
+    original = type(projection).apply_following
+    monkeypatch.setattr(
+        type(projection), "apply_following",
+        lambda self, event: applied_following.append(original(self, event)) or applied_following[-1],
+    )
+
+    append([NewEvent(stream, ItemRenamed(name="candle"))])
+
+    assert applied_following == [False]  # version 3 does not follow version 1: nothing written
+    assert actual_rows() == expected_rows()
+    assert actual_rows()["lamp"][:2] == ("candle", 3)
+    append([NewEvent(stream, ItemRenamed(name="lantern"))])
+    assert applied_following == [False, True]
+    assert actual_rows() == expected_rows()

@@ -1,7 +1,8 @@
 import os
 import time
 
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 
 from eventlog.projections import Projection, StreamProjection, register
 from eventlog.store import Stream
@@ -76,6 +77,16 @@ class StreamItems(StreamProjection):
             item.name, item.version = event.payload["name"], event.version
             item.positions += f",{event.position}"
             item.save()
+
+    def apply_following(self, event):
+        if event.type != "fixture.item_renamed":
+            return False
+        return bool(
+            StreamItem.objects.filter(stream_id=event.stream.id, version=event.version - 1).update(
+                name=event.payload["name"], version=event.version,
+                positions=Concat(F("positions"), Value(f",{event.position}")),
+            )
+        )
 
     def reset(self):
         StreamItem.objects.all().delete()
