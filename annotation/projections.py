@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
+from django.db import transaction
+
 from annotation import consensus
 from annotation.models import Assignment, ComparisonPair, Snippet, TaskKind, WorkItem
 from eventlog import projections, sql
@@ -139,7 +141,10 @@ class AnnotationProjection(StreamProjection):
     def apply_following(self, event) -> bool:
         if event.type in self._CREATING:
             return False
-        return self._handle(event)
+        if event.type == "annotation.task_served" and sql.postgres():
+            return self._serve_in_one_statement(event, event.payload)  # no transaction to open
+        with transaction.atomic(savepoint=False):
+            return self._handle(event)
 
     _CREATING = frozenset({"annotation.snippet_added", "annotation.comparison_created", "annotation.rating_requested"})
 
@@ -147,6 +152,8 @@ class AnnotationProjection(StreamProjection):
         return getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload) is not False
 
     def on_task_served(self, event, p):
+        if sql.postgres():
+            return self._serve_in_one_statement(event, p)
         if (item := self._touch(event, held=1)) is None:
             return False
         sql.execute(
@@ -156,6 +163,21 @@ class AnnotationProjection(StreamProjection):
             [UUID(p["task_id"]), item.id, p["user_id"], Assignment.State.HELD, event.recorded_at,
              datetime.fromisoformat(p["expires_at"]), p["swapped"]],
         )
+
+    @staticmethod
+    def _serve_in_one_statement(event, p) -> bool:
+        """`on_task_served` as one statement (a data-modifying CTE, PostgreSQL only): atomic by
+        itself, so a writer applies its serve without a transaction's BEGIN and COMMIT."""
+        return sql.row(
+            "WITH item AS (UPDATE annotation_workitem SET stream_version = %s, held = held + 1"
+            " WHERE kind = %s AND subject_id = %s AND stream_version = %s RETURNING id)"
+            " INSERT INTO annotation_assignment"
+            " (task_id, work_item_id, user_id, state, served_at, expires_at, answer, swapped)"
+            " SELECT %s, item.id, %s, %s, %s, %s, '', %s FROM item RETURNING work_item_id",
+            [event.version, KIND_OF_STREAM[event.stream.type], UUID(event.stream.id), event.version - 1,
+             UUID(p["task_id"]), p["user_id"], Assignment.State.HELD, event.recorded_at,
+             datetime.fromisoformat(p["expires_at"]), p["swapped"]],
+        ) is not None
 
     def on_task_released(self, event, p):
         task_id = UUID(p["task_id"])

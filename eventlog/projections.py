@@ -65,8 +65,9 @@ class StreamProjection(Projection):
     for each other, and none waits for the checkpoint. The checkpoint is moved by the runner
     (and by `catch_up` and `rebuild`), which applies only what no writer has. Whoever applies
     an event first locks its stream's rows and reads their version (one statement: a locking
-    read returns the latest committed rows); a stream that has no rows yet is created under an
-    advisory lock on the stream instead. So each event is applied once, in its stream's order.
+    read returns the latest committed rows; for a writer's single event, `apply_following`'s
+    first statement does both); a stream that has no rows yet is created under an advisory
+    lock on the stream instead. So each event is applied once, in its stream's order.
 
     A handler may read other streams' rows only for what was in the read model before its
     event was appended (what the command read to decide it), never for later events.
@@ -84,7 +85,9 @@ class StreamProjection(Projection):
         """Optional, for a writer's single event: apply it if it directly follows the version
         its stream's rows reflect, checked by the statement that locks them (an UPDATE ...
         WHERE version = event.version - 1), and return True; return False, having written
-        nothing, if it does not follow or the stream has no rows. Saves the locking read."""
+        nothing, if it does not follow or the stream has no rows. Saves the locking read.
+        Called outside a transaction when the writer has none: write in one statement, or
+        open one (`transaction.atomic(savepoint=False)`)."""
         return False
 
 
@@ -241,11 +244,12 @@ def catch_up_to(projection: Projection, position: int) -> None:
 
 
 def _append_lock_before_checkpoint() -> None:
-    """Inside a caller's transaction the checkpoint lock is held until commit, and the caller
-    usually appends next (a retry after a conflict). Every appender takes the append lock
-    first and a checkpoint second; taking them the other way round here deadlocked two
-    such transactions under load (an idempotent request retrying after a conflict, against
-    another idempotent request's append). So take the append lock first here too."""
+    """Inside a caller's transaction the checkpoint lock (or a stream projection's row and
+    stream locks) is held until commit, and the caller usually appends next (a retry after a
+    conflict). Every appender takes the append lock first and those second; taking them the
+    other way round here deadlocked two such transactions under load (an idempotent request
+    retrying after a conflict, against another idempotent request's append). So take the
+    append lock first here too."""
     if connection.in_atomic_block and sql.postgres():
         sql.execute("SELECT eventlog_take_append_lock()")
 
@@ -378,9 +382,9 @@ def catch_up_streams(
         _append_lock_before_checkpoint()
     for attempt in range(3):
         try:
+            if len(known) == 1 and streams == {known[0].stream} and projection.apply_following(known[0]):
+                return
             with transaction.atomic():
-                if len(known) == 1 and streams == {known[0].stream} and projection.apply_following(known[0]):
-                    return
                 applied = _applied_and_locked(projection, streams)
                 projection.apply(_events_after(projection, streams, applied, known))
             return

@@ -2,6 +2,7 @@
 
 from collections import Counter, defaultdict
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 from django.core.management import call_command
@@ -9,10 +10,11 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.errors import InvalidAnswer, QueueBusy, TaskGone, TaskNotFound
+from annotation.events import TaskServed
 from annotation.models import Assignment, Dataset, Snippet, WorkItem
 from annotation.services import SnippetInput, next_task, submit_label
 from eventlog import projections
-from eventlog.store import read
+from eventlog.store import NewEvent, Stream, append, read
 from tests.annotation.conftest import add_snippets
 
 pytestmark = pytest.mark.django_db
@@ -203,6 +205,27 @@ def test_events_a_writer_left_unapplied_are_applied_before_the_next_one_of_the_s
     assert Assignment.objects.get(user=c).state == "held" and item.held == 1
     assert (item.status, item.final_label) == ("settled", "injurious")
     assert item.stream_version == max(e.version for e in read() if e.stream.id == str(snippet))
+
+
+def test_a_serve_that_does_not_follow_on_is_applied_after_the_event_it_missed(dataset, contractors, monkeypatch):
+    add_snippets(dataset, 1)
+    a, b, c = contractors[:3]
+    snippet = label_once(a, dataset, "injurious")
+    label_once(b, dataset, "not_injurious")
+    stream = Stream("snippet", str(snippet))
+    with monkeypatch.context() as patched:  # b's correction is stored; its writer stops there
+        patched.setattr(projections, "catch_up_streams", lambda *args, **kwargs: None)
+        services.correct_label(user=b, task_id=Assignment.objects.get(user=b).task_id, label="injurious")
+    task_id = uuid4()
+    served = TaskServed(task_id=task_id, kind="label", subject_id=snippet, user_id=c.pk,
+                        expires_at=(timezone.now() + timedelta(hours=1)).isoformat(), swapped=False)
+
+    append([NewEvent(stream, served)])  # its writer finds the work item a version behind
+
+    item = item_of(snippet)
+    assert Assignment.objects.get(user=b).answer == "injurious"
+    assert Assignment.objects.get(task_id=task_id).state == "held" and item.held == 1
+    assert item.stream_version == max(e.version for e in read() if e.stream == stream)
 
 
 def test_skipping_frees_the_slot_for_someone_else(contractors):
