@@ -79,12 +79,20 @@ def _eager_attention(model):
 def _fused(path: Path, config) -> Path:
     from onnxruntime.transformers import optimizer
 
+    _quiet_optimizer_logs(Path(optimizer.__file__).parent)
     fused = optimizer.optimize_model(
         str(path), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
     )
     target = path.with_name("classifier-fused.onnx")
     fused.save_model_to_file(str(target))
     return target
+
+
+def _quiet_optimizer_logs(package: Path) -> None:
+    """The optimiser reports every fusion at INFO, on loggers named after its modules alone
+    (it imports them as top-level modules): keep those to warnings."""
+    for module in package.glob("*.py"):
+        logging.getLogger(module.stem).setLevel(logging.WARNING)
 
 
 def build(model: torch.nn.Module, *, threads: int) -> OnnxScorer | None:
