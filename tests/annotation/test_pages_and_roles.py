@@ -212,6 +212,29 @@ def test_admin_import_refuses_a_bad_file_whole_and_accepts_a_good_one(world):
     assert Snippet.objects.filter(split="test", prompt="New prompt").exists()
 
 
+def test_pm_takes_back_held_tasks_and_expires_overdue_holds_from_the_admin(world, vendor, monkeypatch):
+    from annotation.models import Assignment, WorkItem
+
+    client = client_for(world["people"]["pm"])
+    url = "/admin/annotation/assignment/"
+    held = world["task"]
+    response = client.post(url, {"action": "reassign", "_selected_action": [str(held.task_id)]})
+    assert response.status_code == 302
+    assert Assignment.objects.get(task_id=held.task_id).state == "released"
+    item = WorkItem.objects.get(pk=held.work_item_id)
+    assert item.held == 0 and item.required - item.done == 1  # the slot is served again
+    carol = make_member("carol", Role.CONTRACTOR, vendor)
+    monkeypatch.setattr(services, "CANDIDATES", 1)  # queue order: the oldest snippet with a free slot
+    assert next_task(user=carol, dataset=world["dataset"]).work_item_id == held.work_item_id
+
+    overdue = Assignment.objects.get(user=carol, state="held")
+    Assignment.objects.filter(pk=overdue.pk).update(expires_at=overdue.served_at)  # its hold ran out
+    response = client.post(url, {"action": "expire_overdue", "_selected_action": [str(overdue.task_id)]})
+    assert response.status_code == 302
+    assert Assignment.objects.get(pk=overdue.pk).state == "expired"
+    assert WorkItem.objects.get(pk=held.work_item_id).held == 0
+
+
 def test_api_writes_honour_idempotency_keys(world):
     from eventlog.models import Event
 
