@@ -41,6 +41,9 @@ class AnnotationProjection(StreamProjection):
             "annotation.rating_submitted",
         }
     )
+    # Events that create a subject's work item: never applied by `apply_following`.
+    _CREATING = frozenset({"annotation.snippet_added", "annotation.comparison_created", "annotation.rating_requested"})
+
     def applied_versions(self, streams: Collection[Stream], *, lock: bool) -> dict[Stream, int]:
         applied = {}
         locking = " ORDER BY id FOR UPDATE" if lock and sql.postgres() else ""
@@ -145,8 +148,6 @@ class AnnotationProjection(StreamProjection):
             return self._serve_in_one_statement(event, event.payload)  # no transaction to open
         with transaction.atomic(savepoint=False):
             return self._handle(event)
-
-    _CREATING = frozenset({"annotation.snippet_added", "annotation.comparison_created", "annotation.rating_requested"})
 
     def _handle(self, event) -> bool:
         return getattr(self, "on_" + event.type.removeprefix("annotation."))(event, event.payload) is not False
