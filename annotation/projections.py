@@ -145,7 +145,7 @@ class AnnotationProjection(StreamProjection):
         if event.type in self._CREATING:
             return False
         if event.type == "annotation.task_served" and sql.postgres():
-            return self._serve_in_one_statement(event, event.payload)  # no transaction to open
+            return self._handle(event)  # one statement there (`on_task_served`): no transaction to open
         with transaction.atomic(savepoint=False):
             return self._handle(event)
 

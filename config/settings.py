@@ -216,10 +216,10 @@ Q_CLUSTER = {
 # vocabulary) for fill-in-the-blank candidates; without one, candidates come from the
 # classifier's own embedding space.
 MODELSERVE_MLM_DIR = os.environ.get("MODELSERVE_MLM_DIR") or None
-# A remote modelserve instance (e.g. on a GPU host) to send inference to; unset: in-process.
 # On a CPU, score through ONNX Runtime ("onnx": about twice PyTorch's speed for one snippet) or
 # PyTorch ("torch"). Saliency and gradients always run in PyTorch.
 MODELSERVE_CPU_RUNTIME = os.environ.get("MODELSERVE_CPU_RUNTIME", "onnx")
+# A remote modelserve instance (e.g. on a GPU host) to send inference to; unset: in-process.
 MODELSERVE_URL = os.environ.get("MODELSERVE_URL", "")
 MODELSERVE_TOKEN = os.environ.get("MODELSERVE_TOKEN", "")
 # Where training runs write their checkpoints (Hugging Face folders) and manifests.

@@ -378,8 +378,7 @@ def catch_up_streams(
     if not streams:
         return
     own_transaction = not connection.in_atomic_block
-    if not own_transaction:
-        _append_lock_before_checkpoint()
+    _append_lock_before_checkpoint()  # inside a caller's transaction only
     for attempt in range(3):
         try:
             if len(known) == 1 and streams == {known[0].stream} and projection.apply_following(known[0]):

@@ -14,6 +14,7 @@ import logging
 import tempfile
 import warnings
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -88,6 +89,7 @@ def _fused(path: Path, config) -> Path:
     return target
 
 
+@cache
 def _quiet_optimizer_logs(package: Path) -> None:
     """The optimiser reports every fusion at INFO, on loggers named after its modules alone
     (it imports them as top-level modules): keep those to warnings."""
