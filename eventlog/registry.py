@@ -11,6 +11,7 @@ Each app declares its types in its `events.py`:
 version-(n+1) payload, so events written under old schemas are read in the current shape.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,12 +65,18 @@ def _describe(exc: pydantic.ValidationError) -> list[str]:
     return [f"{'.'.join(str(p) for p in err['loc']) or '(payload)'}: {err['msg']}" for err in exc.errors()]
 
 
+# "app.event_name": lower case, digits and underscores (the append writes names into JSON as is).
+_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+
+
 class EventRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, EventType] = {}
         self._by_schema: dict[type[Payload], EventType] = {}
 
     def register(self, event_type: EventType) -> None:
+        if not _NAME.fullmatch(event_type.name):
+            raise ValueError(f"event type name {event_type.name!r} is not of the form app.event_name")
         existing = self._by_name.get(event_type.name)
         if existing is not None and existing.schema is not event_type.schema:
             raise ValueError(f"event type {event_type.name!r} is declared twice")

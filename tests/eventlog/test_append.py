@@ -8,7 +8,7 @@ import pytest
 from eventlog import context
 from eventlog.errors import ConcurrencyConflict, EventIdConflict, InvalidPayload, UnknownEventType
 from eventlog.models import Event
-from eventlog.registry import registry
+from eventlog.registry import Payload, event_type, registry
 from eventlog.store import NO_STREAM, NewEvent, Stream, append, read, read_stream
 from tests.fixture_app.events import ItemAdded, ItemRenamed, Tick
 
@@ -66,6 +66,13 @@ def test_unknown_type_is_refused_and_nothing_written():
     with pytest.raises(UnknownEventType):
         append([NewEvent(ITEM, NotDeclared(name="x"))])
     assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize("name", ["sample", "Fixture.tick", 'fixture.ti"ck', "fixture.", "fixture.tick-2"])
+def test_an_event_type_is_named_app_dot_event(name):
+    with pytest.raises(ValueError, match="app.event_name"):
+        event_type(name)(type("Odd", (Payload,), {"__annotations__": {"n": int}}))
+    assert name not in registry.names()
 
 
 def test_invalid_payload_is_refused_with_a_clear_error_and_nothing_written():
