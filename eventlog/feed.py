@@ -30,6 +30,8 @@ def page(*, after: int = 0, types: list[str] | None = None, limit: int = 1000) -
     head = store.head_position()
     events = store.read(after=after, up_to=head, types=types or None, limit=limit)
     next_after = events[-1].position if len(events) == limit else max(head, after)
+    if events:
+        store.make_durable()  # a consumer never receives an event a crash could take back
     return Page(events, next_after, head)
 
 

@@ -4,7 +4,9 @@ PostgreSQL
   * Ordering: a BEFORE INSERT ... FOR EACH STATEMENT trigger calls
     `eventlog_take_append_lock()`, a transaction-level advisory lock. A second writer blocks
     before it draws a position, so position order equals commit order whichever code path
-    inserts (ORM, bulk_create, admin, raw SQL).
+    inserts (ORM, bulk_create, admin, raw SQL). A writer that had to wait for the lock finds
+    `WAITED_SETTING` set for the rest of its transaction (`eventlog.store` then lets
+    it commit before its flush: see "durability" there).
   * Versions: `eventlog.store`'s INSERT numbers each stream's events from the stream's head,
     read by `eventlog_stream_head()` under that lock, and checks the versions the writer
     expects (`eventlog_version_conflict()`, SQLSTATE EV409), so an append is one statement.
@@ -32,7 +34,13 @@ TABLE = "eventlog_event"
 APPEND_LOCK_KEY = int.from_bytes(b"eventlog", "big")
 VERSION_CONFLICT_SQLSTATE = "EV409"
 
-_PG_LOCK_BODY = f"BEGIN PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY}); END;"
+WAITED_SETTING = "eventlog.append_waited"  # "on" once a transaction waited for the lock
+_PG_LOCK_BODY = f"""BEGIN
+    IF NOT pg_try_advisory_xact_lock({APPEND_LOCK_KEY}) THEN
+        PERFORM set_config('{WAITED_SETTING}', 'on', true);
+        PERFORM pg_advisory_xact_lock({APPEND_LOCK_KEY});
+    END IF;
+END;"""
 
 _POSTGRES_INSTALL = [
     f"""

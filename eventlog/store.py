@@ -11,6 +11,7 @@ PostgreSQL the append lock is held until the outermost commit.
 """
 
 import json
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -109,15 +110,22 @@ def append(
     inline_inside = bool(inline) and connection.in_atomic_block
     one_statement = postgres and not inline_inside and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
     retry_aware = any(event.event_id is not None for event in events)
+    # Its own transaction: under contention it may commit before its flush (see "durability").
+    may_commit_before_flush = one_statement and not connection.in_atomic_block
+    flushed_at_commit = True
 
     with nullcontext() if one_statement else transaction.atomic():
         try:
             with transaction.atomic() if retry_aware and connection.in_atomic_block else nullcontext():
-                stored = _insert_postgres_chunks(batch) if postgres else _insert_sqlite(batch)
+                if postgres:
+                    stored, flushed_at_commit = _insert_postgres_chunks(batch, may_commit_before_flush)
+                else:
+                    stored = _insert_sqlite(batch)
         except (_DuplicateEventId, ConcurrencyConflict) as refused:
             # A retry of a stored batch: its ids are taken, and its expected versions stale.
             replay = _stored_batch(events, batch.rows) if retry_aware else None
             if replay is not None:
+                make_durable()  # the first try may have stopped between its commit and flush
                 return replay
             if isinstance(refused, _DuplicateEventId):
                 raise EventIdConflict("an event id of this batch is already stored") from None
@@ -125,6 +133,8 @@ def append(
         if inline_inside:
             for projection in inline:
                 _apply_inline(projection, batch, stored)
+    if not flushed_at_commit:
+        make_durable()
     if not inline_inside:
         for projection in inline:
             _apply_inline(projection, batch, stored)
@@ -135,6 +145,62 @@ def append(
 
 
 _MAX_ROWS_PER_STATEMENT = 5000
+
+# -- durability ------------------------------------------------------------------------
+# A commit that waits for its WAL to reach disk holds the append lock (released at commit)
+# through the flush, so appends that queue for the lock are serialised flush by flush. So on
+# PostgreSQL, while appends contend for the lock (this one had to wait, or one from this
+# process did within the last second), a one-statement append commits without waiting for
+# the disk and `append` forces the flush before returning; the queued appends' flushes then
+# share disk writes. Either way an append is acknowledged only once durable.
+# In between, other sessions may read the event. Within the database that is harmless: the
+# WAL is replayed in order, so whatever is later written from such a read (a projection's
+# rows, another append) can be lost in a crash only together with the event. A reader that
+# hands events or read models out of the database (the feed, dataset exports) calls
+# `make_durable` first. A writer alone commits with its flush: one round trip.
+
+
+class _RecentContention:
+    """Whether an append from this process has waited for the append lock lately."""
+
+    MEMORY_S = 1.0
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def saw_wait(self) -> None:
+        self._until = time.monotonic() + self.MEMORY_S
+
+    def recent(self) -> bool:
+        return time.monotonic() < self._until
+
+
+_contention = _RecentContention()
+
+# Forces a flush (the WAL record makes this a transaction whose commit waits for the disk)
+# unless everything written to the WAL so far is already on disk.
+_FLUSH_WAL = (
+    "SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()"
+    " THEN pg_logical_emit_message(true, 'eventlog', '') END"
+)
+
+
+def make_durable() -> None:
+    """Return once every commit this session can see is on disk (PostgreSQL; on SQLite a
+    commit is as durable as it will be when it returns)."""
+    if not sql.postgres():
+        return
+    if not connection.in_atomic_block:
+        sql.row(_FLUSH_WAL)
+        return
+    # A transaction (an export's snapshot) can see commits that are not yet on disk, and
+    # cannot commit to flush them without ending the snapshot: another session does it.
+    side = connection.get_new_connection(connection.get_connection_params())
+    try:
+        side.autocommit = True
+        side.execute(_FLUSH_WAL)
+    finally:
+        side.close()
 
 
 def _apply_inline(projection, batch: "_Batch", stored: list[tuple[int, int]]) -> None:
@@ -220,7 +286,10 @@ def _assign_expected_versions(rows: list[_Row], events: Sequence[NewEvent], expe
 # The client numbers the batch: its distinct streams (two text arrays), and each event as
 # [event_id, stream number, rank within its stream, expected version or null, type, schema
 # version, payload]. The database adds each stream's head, read once per stream.
-_INSERT_POSTGRES = """
+# `commit_mode`: whether to commit before the flush (see "durability"), decided after the
+# statement trigger has taken the append lock. RETURNING tells whether the statement waited
+# for the lock, and whether it will commit before its flush.
+_INSERT_POSTGRES = f"""
     INSERT INTO eventlog_event
         (event_id, stream_type, stream_id, version, type, schema_version, payload, metadata, recorded_at)
     SELECT e.event_id, s.stream_type, s.stream_id,
@@ -228,7 +297,8 @@ _INSERT_POSTGRES = """
                 ELSE eventlog_version_conflict(s.stream_type, s.stream_id, s.head + e.rank - 1, e.version - 1)
            END,
            e.type, e.schema_version, e.payload, %b::jsonb, %b::timestamptz
-    FROM (
+    FROM (SELECT CASE WHEN %b AND (%b OR current_setting('{guards.WAITED_SETTING}', true) = 'on')
+                      THEN set_config('synchronous_commit', 'off', true) END) AS commit_mode, (
         SELECT stream_type, stream_id, stream_no, eventlog_stream_head(stream_type, stream_id) AS head
         FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS streams(stream_type, stream_id, stream_no)
     ) AS s
@@ -238,20 +308,27 @@ _INSERT_POSTGRES = """
         FROM jsonb_array_elements(%t::jsonb) WITH ORDINALITY AS rows(x, ord)
     ) AS e ON e.stream_no = s.stream_no
     ORDER BY e.ord
-    RETURNING event_id, position, version
+    RETURNING event_id, position, version,
+        current_setting('{guards.WAITED_SETTING}', true) = 'on', current_setting('synchronous_commit') = 'off'
 """
 
 
-def _insert_postgres_chunks(batch: _Batch) -> list[tuple[int, int]]:
-    """Large batches (imports) go in several statements of one transaction."""
-    stored = []
+def _insert_postgres_chunks(batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
+    """Large batches (imports) go in several statements of one transaction.
+
+    Returns the positions and versions, and whether the commit waits for the disk: False only
+    if the batch is one autocommitted statement (`may_commit_before_flush`) that committed
+    without waiting, because appends contend for the lock (see "durability").
+    """
+    stored, flushed_at_commit = [], True
     for start in range(0, len(batch.rows), _MAX_ROWS_PER_STATEMENT):
         chunk = _Batch(batch.rows[start : start + _MAX_ROWS_PER_STATEMENT], batch.metadata, batch.recorded_at)
-        stored += _insert_postgres(chunk)
-    return stored
+        rows, flushed_at_commit = _insert_postgres(chunk, may_commit_before_flush)
+        stored += rows
+    return stored, flushed_at_commit
 
 
-def _insert_postgres(batch: _Batch) -> list[tuple[int, int]]:
+def _insert_postgres(batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
     """One INSERT: the append lock is taken (statement trigger) before any row is read, so
     the stream heads, the numbering and the positions are all decided under the lock.
 
@@ -276,6 +353,8 @@ def _insert_postgres(batch: _Batch) -> list[tuple[int, int]]:
     params = [
         Jsonb(batch.metadata),
         batch.recorded_at,
+        may_commit_before_flush,
+        _contention.recent(),
         [stream_type for stream_type, _ in stream_numbers],
         [stream_id for _, stream_id in stream_numbers],
         "["
@@ -290,8 +369,12 @@ def _insert_postgres(batch: _Batch) -> list[tuple[int, int]]:
     try:
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(_INSERT_POSTGRES, params)
-            stored = {event_id: (position, version) for event_id, position, version in cursor.fetchall()}
-        return [stored[row.event_id] for row in rows]
+            returned = cursor.fetchall()
+        stored = {event_id: (position, version) for event_id, position, version, _, _ in returned}
+        _, _, _, waited, asynchronous_commit = returned[0]
+        if waited:
+            _contention.saw_wait()
+        return [stored[row.event_id] for row in rows], not (may_commit_before_flush and asynchronous_commit)
     except psycopg.Error as exc:
         if exc.sqlstate == guards.VERSION_CONFLICT_SQLSTATE:
             detail = json.loads(exc.diag.message_detail)

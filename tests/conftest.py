@@ -78,3 +78,24 @@ def clock(monkeypatch):
     clock = Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     monkeypatch.setattr(timezone, "now", lambda: clock.now)
     return clock
+
+
+def commit_without_flush() -> str:
+    """Commit a transaction on another connection without waiting for the disk (as an append
+    does before its flush); the WAL position its commit reaches."""
+    side = connection.get_new_connection(connection.get_connection_params())
+    try:
+        side.autocommit = True
+        with side.transaction():
+            side.execute("SET LOCAL synchronous_commit = off")
+            side.execute("SELECT pg_logical_emit_message(true, 'test', 'unflushed')")
+        return side.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+    finally:
+        side.close()
+
+
+def on_disk(lsn: str) -> bool:
+    """Whether PostgreSQL has flushed its WAL up to `lsn`."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [lsn])
+        return cursor.fetchone()[0]

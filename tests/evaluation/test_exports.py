@@ -15,6 +15,7 @@ from evaluation import exports
 from eventlog.store import head_position
 from modelserve.scoring import scores_for
 from tests.annotation.conftest import make_member
+from tests.conftest import commit_without_flush, on_disk
 from tests.tiny_models import LETS_THROUGH
 
 pytestmark = pytest.mark.django_db
@@ -153,3 +154,13 @@ def test_postgresql_builds_the_same_rows_as_the_portable_path(world, postgres_on
         in_sql = [json.loads(line) for lines in exports.json_chunks(spec) for line in lines]
         in_python = list(exports.rows_by_queries(spec))
         assert in_sql == in_python and in_sql
+
+
+def test_an_export_holds_nothing_a_crash_could_take_back(world, postgres_only):
+    dataset = world[0]
+    committed_to = commit_without_flush()  # a writer between its commit and its flush
+    export = exports.Export(exports.ExportSpec(dataset_id=dataset.pk), "jsonl")
+    try:
+        assert on_disk(committed_to)
+    finally:
+        export.close()

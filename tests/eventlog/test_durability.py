@@ -1,0 +1,129 @@
+"""An append returns only once durable, and what leaves the database is on disk first.
+
+While appends queue for the lock, a one-statement append on PostgreSQL commits without
+waiting for the disk (the append lock is released at commit) and forces the flush before it
+returns; meanwhile other sessions can read the event, so the feed and exports flush before
+handing anything out.
+"""
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from eventlog import feed, store
+from eventlog.store import NewEvent, Stream, append
+from tests.conftest import commit_without_flush, on_disk
+from tests.fixture_app.events import Tick
+
+pytestmark = pytest.mark.usefixtures("postgres_only")
+
+
+@pytest.fixture(autouse=True)
+def no_contention_remembered(monkeypatch):
+    monkeypatch.setattr(store, "_contention", store._RecentContention())
+
+
+def current_insert_position() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("events", [1, 10])
+def test_an_append_alone_commits_with_its_flush(monkeypatch, events):
+    committed_to, flushed_at_commit = [], []
+    insert = store._insert_postgres
+
+    def insert_and_note(batch, may_commit_before_flush):
+        stored, flushed = insert(batch, may_commit_before_flush)
+        assert not connection.in_atomic_block  # the INSERT was its own transaction, committed
+        committed_to.append(current_insert_position())
+        flushed_at_commit.append(flushed)
+        return stored, flushed
+
+    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    append([NewEvent(Stream("clock", "c"), Tick(n=n)) for n in range(events)])
+
+    assert flushed_at_commit == [True]
+    assert on_disk(committed_to[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_that_queued_for_the_lock_returns_once_on_disk(monkeypatch):
+    committed_to, flushed_at_commit = [], []
+    insert = store._insert_postgres
+
+    def insert_and_note(batch, may_commit_before_flush):
+        stored, flushed = insert(batch, may_commit_before_flush)
+        committed_to.append(current_insert_position())
+        flushed_at_commit.append(flushed)
+        return stored, flushed
+
+    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    holder = connection.get_new_connection(connection.get_connection_params())
+    holder.execute("SELECT eventlog_take_append_lock()")  # in a transaction: held until commit
+    release = threading.Timer(0.3, holder.commit)
+    release.start()
+    try:
+        append([NewEvent(Stream("clock", "c"), Tick(n=1))])
+    finally:
+        release.join()
+        holder.close()
+
+    assert flushed_at_commit == [False]  # it queued, so it committed before its flush
+    assert on_disk(committed_to[0])
+    assert store._contention.recent()  # the next appends from this process will too
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_in_a_callers_transaction_commits_with_its_flush(monkeypatch):
+    store._contention.saw_wait()  # even while appends contend
+    flushed_at_commit = []
+    insert = store._insert_postgres
+
+    def insert_and_note(batch, may_commit_before_flush):
+        stored, flushed = insert(batch, may_commit_before_flush)
+        flushed_at_commit.append(flushed)
+        return stored, flushed
+
+    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    with transaction.atomic():
+        append([NewEvent(Stream("clock", "c"), Tick(n=1))])
+    committed_to = current_insert_position()
+
+    assert flushed_at_commit == [True]
+    assert on_disk(committed_to)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_feed_page_is_on_disk_before_it_is_returned(monkeypatch):
+    before = store.head_position()
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "make_durable", lambda: None)  # a writer stopped between commit and flush
+        append([NewEvent(Stream("clock", "c"), Tick(n=1))])
+        committed_to = current_insert_position()
+
+    page = feed.page(after=before)
+
+    assert [e.payload for e in page.events] == [{"n": 1}]
+    assert on_disk(committed_to)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_make_durable_outside_a_transaction_flushes_what_others_committed():
+    committed_to = commit_without_flush()
+    store.make_durable()
+    assert on_disk(committed_to)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_make_durable_inside_a_read_only_snapshot_flushes_from_another_session():
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursor.execute("SELECT 1")
+        committed_to = commit_without_flush()
+        store.make_durable()
+        assert on_disk(committed_to)
