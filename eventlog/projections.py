@@ -140,9 +140,9 @@ def _checkpoint_and_events(
 
     relax_durability: this transaction need not wait for its WAL to reach disk at commit. A
     read model is derived data: if a crash loses its last commits, it loses the matching
-    checkpoint with them (same transaction) and re-applies those events on restart. Events
-    themselves are always committed synchronously. Only for a projection step in a transaction
-    of its own (never inside an append's or a caller's).
+    checkpoint with them (same transaction) and re-applies those events on restart. An append
+    is acknowledged only once on disk. Only for a projection step in a transaction of its own
+    (never inside an append's or a caller's).
 
     The events are read in the statement's snapshot, which may predate the lock's wait: events
     committed during the wait are then left to the next batch. None is skipped, because
@@ -371,22 +371,27 @@ def catch_up_streams(
     streams: Collection[Stream],
     *,
     known: Sequence[store.StoredEvent] = (),
-) -> None:
+) -> bool:
     """Apply every committed event of these streams that the projection has not applied yet:
     a writer's own streams after its append (`known`: the events it appended, not read back
-    when they follow on from what is applied), or streams found stale after a conflict."""
+    when they follow on from what is applied), or streams found stale after a conflict.
+
+    Returns True when it applied the writer's single event by `apply_following` outside a
+    transaction: that wrote and committed, waiting for the disk, after the append's commit, so
+    the append is on disk too (the WAL is flushed in order).
+    """
     if not streams:
-        return
+        return False
     own_transaction = not connection.in_atomic_block
     _append_lock_before_checkpoint()  # inside a caller's transaction only
     for attempt in range(3):
         try:
             if len(known) == 1 and streams == {known[0].stream} and projection.apply_following(known[0]):
-                return
+                return own_transaction
             with transaction.atomic():
                 applied = _applied_and_locked(projection, streams)
                 projection.apply(_events_after(projection, streams, applied, known))
-            return
+            return False
         except OperationalError as exc:
             # A caller's transaction that appended twice may hold one of these locks and wait
             # for another: the database breaks the cycle, and this side can simply try again.

@@ -133,11 +133,14 @@ def append(
         if inline_inside:
             for projection in inline:
                 _apply_inline(projection, batch, stored)
-    if not flushed_at_commit:
-        make_durable()
-    if not inline_inside:
-        for projection in inline:
-            _apply_inline(projection, batch, stored)
+    on_disk = flushed_at_commit
+    try:
+        if not inline_inside:
+            for projection in inline:
+                on_disk = _apply_inline(projection, batch, stored) or on_disk
+    finally:
+        if not on_disk:
+            make_durable()
     return AppendResult(
         positions=[position for position, _ in stored],
         versions={event.stream: version for event, (_, version) in zip(events, stored)},
@@ -157,7 +160,10 @@ _MAX_ROWS_PER_STATEMENT = 5000
 # WAL is replayed in order, so whatever is later written from such a read (a projection's
 # rows, another append) can be lost in a crash only together with the event. A reader that
 # hands events or read models out of the database (the feed, dataset exports) calls
-# `make_durable` first. A writer alone commits with its flush: one round trip.
+# `make_durable` first. A writer alone commits with its flush: one round trip. An append whose
+# event a stream projection then applies in a statement of its own (`apply_following`) needs
+# no separate flush: that statement's commit waits for the disk, and the WAL is flushed in
+# order (this relies on `synchronous_commit` being on for the session, PostgreSQL's default).
 
 
 class _RecentContention:
@@ -203,19 +209,20 @@ def make_durable() -> None:
         side.close()
 
 
-def _apply_inline(projection, batch: "_Batch", stored: list[tuple[int, int]]) -> None:
+def _apply_inline(projection, batch: "_Batch", stored: list[tuple[int, int]]) -> bool:
     """Bring an inline projection up to this batch: a stream projection only the streams the
     batch wrote to; any other up to the batch's last position (in the caller's transaction
-    when there is one)."""
+    when there is one). True if that put the batch on disk (`catch_up_streams`)."""
     from eventlog import projections
 
     if isinstance(projection, projections.StreamProjection):
         own = _stored_events(batch, stored, projection.event_types)
-        projections.catch_up_streams(projection, {e.stream for e in own}, known=own)
-    elif connection.in_atomic_block:
+        return projections.catch_up_streams(projection, {e.stream for e in own}, known=own)
+    if connection.in_atomic_block:
         projections.advance(projection, wait=True)
     else:
         projections.catch_up_to(projection, max(position for position, _ in stored))
+    return False
 
 
 def _stored_events(batch: "_Batch", stored: list[tuple[int, int]], types: frozenset[str] | None) -> list[StoredEvent]:

@@ -14,7 +14,8 @@ from django.db import connection, transaction
 from eventlog import feed, store
 from eventlog.store import NewEvent, Stream, append
 from tests.conftest import commit_without_flush, on_disk
-from tests.fixture_app.events import Tick
+from tests.fixture_app.events import ItemAdded, ItemRenamed, Tick
+from tests.fixture_app.models import StreamItem
 
 pytestmark = pytest.mark.usefixtures("postgres_only")
 
@@ -75,6 +76,29 @@ def test_an_append_that_queued_for_the_lock_returns_once_on_disk(monkeypatch):
     assert flushed_at_commit == [False]  # it queued, so it committed before its flush
     assert on_disk(committed_to[0])
     assert store._contention.recent()  # the next appends from this process will too
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_projections_own_commit_puts_the_queued_append_on_disk(monkeypatch):
+    item = Stream("item", "durable")
+    append([NewEvent(item, ItemAdded(name="lamp", quantity=1))])
+    store._contention.saw_wait()  # appends contend: the next one commits before its flush
+    committed_to, separate_flushes = [], []
+    insert, flush = store._insert_postgres, store.make_durable
+
+    def insert_and_note(batch, may_commit_before_flush):
+        stored, flushed = insert(batch, may_commit_before_flush)
+        assert not flushed
+        committed_to.append(current_insert_position())
+        return stored, flushed
+
+    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    monkeypatch.setattr(store, "make_durable", lambda: separate_flushes.append(flush()))
+    append([NewEvent(item, ItemRenamed(name="torch"))])  # applied by `apply_following`, one statement
+
+    assert StreamItem.objects.get(stream_id="durable").name == "torch"
+    assert separate_flushes == []
+    assert on_disk(committed_to[0])
 
 
 @pytest.mark.django_db(transaction=True)
