@@ -11,9 +11,10 @@ PostgreSQL the append lock is held until the outermost commit.
 """
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -191,13 +192,48 @@ _FLUSH_WAL = (
 )
 
 
+class _SharedFlushes:
+    """The flushes this process's threads force, one at a time: a thread that needs the WAL on
+    disk waits for a flush that began after it asked, rather than running one of its own."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = False
+        self._covered = 0  # when the latest successful flush began (time.monotonic_ns)
+
+    def flush_after_now(self, flush: Callable[[], None]) -> None:
+        asked = time.monotonic_ns()
+        with self._changed:
+            while self._covered <= asked:
+                if not self._running:
+                    self._running = True
+                    break
+                self._changed.wait()
+            else:
+                return  # a flush that began after everything this thread can see is done
+        began, done = time.monotonic_ns(), False
+        try:
+            flush()
+            done = True
+        finally:
+            with self._changed:
+                self._running = False
+                if done:
+                    self._covered = max(self._covered, began)
+                self._changed.notify_all()
+
+
+_shared_flushes = _SharedFlushes()
+
+
 def make_durable() -> None:
     """Return once every commit this session can see is on disk (PostgreSQL; on SQLite a
     commit is as durable as it will be when it returns)."""
     if not sql.postgres():
         return
     if not connection.in_atomic_block:
-        sql.row(_FLUSH_WAL)
+        # Any session's flush begun after this thread's commits and reads covers them.
+        _shared_flushes.flush_after_now(lambda: sql.row(_FLUSH_WAL))
         return
     # A transaction (an export's snapshot) can see commits that are not yet on disk, and
     # cannot commit to flush them without ending the snapshot: another session does it.
