@@ -1,6 +1,7 @@
 """Crash PostgreSQL under concurrent appends: nothing acknowledged or handed out is lost.
 
     .venv/bin/python bench/append_crash.py                 # 5 crashes, 8 writers, a feed reader
+    .venv/bin/python bench/append_crash.py --mode threads  # the writers as threads of one process
     .venv/bin/python bench/append_crash.py --no-flush      # control: the check must fail
 
 On a private cluster (`initdb` in a temporary directory, removed afterwards; see `load.py`),
@@ -22,6 +23,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +39,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--mode", choices=["processes", "threads"], default="processes",
+                        help="writers as processes, or as threads of one process (they share flushes)")
     parser.add_argument("--seconds", type=float, default=2.0, help="appending before each crash")
     parser.add_argument("--pg-port", type=int, default=55433)
     parser.add_argument("--no-flush", action="store_true", help="control run: appends and the feed skip the flush")
@@ -59,20 +63,25 @@ def skip_flush_if(control: bool) -> None:
         store.make_durable = lambda: None
 
 
-def count_commits_before_the_flush() -> list[int]:
-    """How many of this writer's appends committed before their flush (they queued for the lock)."""
+_early: dict[int, int] = {}  # appends that committed before their flush, by writer thread
+
+
+def count_commits_before_the_flush() -> None:
+    """Count, in `_early`, the appends that committed before their flush (they queued)."""
     from eventlog import store
 
-    count = [0]
+    if getattr(store._insert_postgres, "counting", False):
+        return
     insert = store._insert_postgres
 
     def counted(batch, may_commit_before_flush):
         stored, flushed_at_commit = insert(batch, may_commit_before_flush)
-        count[0] += not flushed_at_commit
+        if not flushed_at_commit:
+            _early[threading.get_ident()] = _early.get(threading.get_ident(), 0) + 1
         return stored, flushed_at_commit
 
+    counted.counting = True
     store._insert_postgres = counted
-    return count
 
 
 def writer(number: int, round_no: int, out: str, control: bool) -> None:
@@ -83,7 +92,7 @@ def writer(number: int, round_no: int, out: str, control: bool) -> None:
 
     skip_flush_if(control)
     connection.close()
-    early = count_commits_before_the_flush()
+    count_commits_before_the_flush()
     with open(out, "a") as acknowledged:
         batch = 0
         while True:
@@ -97,12 +106,22 @@ def writer(number: int, round_no: int, out: str, control: bool) -> None:
             try:
                 result = append(events)
             except Exception:  # noqa: BLE001 - the server died: stop writing
-                Path(out + ".early").write_text(f"{early[0]} {batch}")
+                Path(out + ".early").write_text(f"{_early.get(threading.get_ident(), 0)} {batch}")
                 return
             for event, position in zip(events, result.positions, strict=True):
                 acknowledged.write(f"{event.event_id} {position}\n")
             acknowledged.flush()
             batch += 1
+
+
+def writer_threads(count: int, round_no: int, work: Path, control: bool) -> None:
+    """The writers as threads of one process (as a threaded web server's are)."""
+    threads = [threading.Thread(target=writer, args=(w, round_no, str(work / f"ack-{round_no}-{w}"), control))
+               for w in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def reader(out: str, control: bool) -> None:
@@ -156,8 +175,11 @@ def main() -> int:
           "  batches committed before their flush")
     try:
         for round_no in range(1, args.rounds + 1):
-            writers = [ctx.Process(target=writer, args=(w, round_no, str(work / f"ack-{round_no}-{w}"), args.no_flush))
-                       for w in range(args.writers)]
+            if args.mode == "threads":
+                writers = [ctx.Process(target=writer_threads, args=(args.writers, round_no, work, args.no_flush))]
+            else:
+                writers = [ctx.Process(target=writer, args=(w, round_no, str(work / f"ack-{round_no}-{w}"), args.no_flush))
+                           for w in range(args.writers)]
             feed_reader = ctx.Process(target=reader, args=(str(work / f"feed-{round_no}"), args.no_flush))
             for process in [*writers, feed_reader]:
                 process.start()

@@ -2,7 +2,7 @@
 
 The reference is the `eventsourcing` library's PostgreSQL application recorder (default
 mode: `LOCK TABLE ... EXCLUSIVE`, so its order is guaranteed too), on the same database
-server, in the same run. Each configuration runs ours / theirs alternately, three times,
+server, in the same run. Each configuration runs ours / theirs alternately, five times,
 and reports the median of each side, so drift on a noisy machine hits both alike.
 
     .venv/bin/python bench/event_log.py [--database-url postgres://postgres@127.0.0.1:5432/postgres]
@@ -38,7 +38,7 @@ def parse_args():
         "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each append run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs of each side")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs of each side")
     parser.add_argument(
         "--modes", nargs="+", choices=["threads", "processes"], default=["threads", "processes"],
         help="how concurrent writers run",
