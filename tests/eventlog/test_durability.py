@@ -7,6 +7,7 @@ handing anything out.
 """
 
 import threading
+from dataclasses import dataclass
 
 import pytest
 from django.db import connection, transaction
@@ -31,38 +32,39 @@ def current_insert_position() -> str:
         return cursor.fetchone()[0]
 
 
+@dataclass
+class Insert:
+    committed_to: str | None  # the WAL position right after it committed (None: in a transaction)
+    flushed_at_commit: bool
+
+
+@pytest.fixture
+def inserts(monkeypatch) -> list[Insert]:
+    """What each append's INSERT did, as append sees it."""
+    noted = []
+    insert = store._insert_postgres
+
+    def insert_and_note(batch, may_commit_before_flush):
+        stored, flushed = insert(batch, may_commit_before_flush)
+        committed_to = None if connection.in_atomic_block else current_insert_position()
+        noted.append(Insert(committed_to, flushed))
+        return stored, flushed
+
+    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    return noted
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("events", [1, 10])
-def test_an_append_alone_commits_with_its_flush(monkeypatch, events):
-    committed_to, flushed_at_commit = [], []
-    insert = store._insert_postgres
-
-    def insert_and_note(batch, may_commit_before_flush):
-        stored, flushed = insert(batch, may_commit_before_flush)
-        assert not connection.in_atomic_block  # the INSERT was its own transaction, committed
-        committed_to.append(current_insert_position())
-        flushed_at_commit.append(flushed)
-        return stored, flushed
-
-    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+def test_an_append_alone_commits_with_its_flush(inserts, events):
     append([NewEvent(Stream("clock", "c"), Tick(n=n)) for n in range(events)])
 
-    assert flushed_at_commit == [True]
-    assert on_disk(committed_to[0])
+    assert [i.flushed_at_commit for i in inserts] == [True]
+    assert on_disk(inserts[0].committed_to)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_append_that_queued_for_the_lock_returns_once_on_disk(monkeypatch):
-    committed_to, flushed_at_commit = [], []
-    insert = store._insert_postgres
-
-    def insert_and_note(batch, may_commit_before_flush):
-        stored, flushed = insert(batch, may_commit_before_flush)
-        committed_to.append(current_insert_position())
-        flushed_at_commit.append(flushed)
-        return stored, flushed
-
-    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+def test_an_append_that_queued_for_the_lock_returns_once_on_disk(inserts):
     holder = connection.get_new_connection(connection.get_connection_params())
     holder.execute("SELECT eventlog_take_append_lock()")  # in a transaction: held until commit
     release = threading.Timer(0.3, holder.commit)
@@ -73,66 +75,51 @@ def test_an_append_that_queued_for_the_lock_returns_once_on_disk(monkeypatch):
         release.join()
         holder.close()
 
-    assert flushed_at_commit == [False]  # it queued, so it committed before its flush
-    assert on_disk(committed_to[0])
+    assert [i.flushed_at_commit for i in inserts] == [False]  # it queued: committed before its flush
+    assert on_disk(inserts[0].committed_to)
     assert store._contention.recent()  # the next appends from this process will too
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stream_projections_own_commit_puts_the_queued_append_on_disk(monkeypatch):
+def test_a_stream_projections_own_commit_puts_the_queued_append_on_disk(inserts, monkeypatch):
     item = Stream("item", "durable")
     append([NewEvent(item, ItemAdded(name="lamp", quantity=1))])
     store._contention.saw_wait()  # appends contend: the next one commits before its flush
-    committed_to, separate_flushes = [], []
-    insert, flush = store._insert_postgres, store.make_durable
-
-    def insert_and_note(batch, may_commit_before_flush):
-        stored, flushed = insert(batch, may_commit_before_flush)
-        assert not flushed
-        committed_to.append(current_insert_position())
-        return stored, flushed
-
-    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
+    separate_flushes, flush = [], store.make_durable
     monkeypatch.setattr(store, "make_durable", lambda: separate_flushes.append(flush()))
+
     append([NewEvent(item, ItemRenamed(name="torch"))])  # applied by `apply_following`, one statement
 
+    assert inserts[-1].flushed_at_commit is False
     assert StreamItem.objects.get(stream_id="durable").name == "torch"
     assert separate_flushes == []
-    assert on_disk(committed_to[0])
+    assert on_disk(inserts[-1].committed_to)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_append_in_a_callers_transaction_commits_with_its_flush(monkeypatch):
+def test_an_append_in_a_callers_transaction_commits_with_its_flush(inserts):
     store._contention.saw_wait()  # even while appends contend
-    flushed_at_commit = []
-    insert = store._insert_postgres
-
-    def insert_and_note(batch, may_commit_before_flush):
-        stored, flushed = insert(batch, may_commit_before_flush)
-        flushed_at_commit.append(flushed)
-        return stored, flushed
-
-    monkeypatch.setattr(store, "_insert_postgres", insert_and_note)
     with transaction.atomic():
         append([NewEvent(Stream("clock", "c"), Tick(n=1))])
     committed_to = current_insert_position()
 
-    assert flushed_at_commit == [True]
+    assert [i.flushed_at_commit for i in inserts] == [True]
     assert on_disk(committed_to)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_feed_page_is_on_disk_before_it_is_returned(monkeypatch):
+def test_a_feed_page_is_on_disk_before_it_is_returned(inserts, monkeypatch):
     before = store.head_position()
+    store._contention.saw_wait()
     with monkeypatch.context() as patch:
         patch.setattr(store, "make_durable", lambda: None)  # a writer stopped between commit and flush
         append([NewEvent(Stream("clock", "c"), Tick(n=1))])
-        committed_to = current_insert_position()
+    assert inserts[0].flushed_at_commit is False
 
     page = feed.page(after=before)
 
     assert [e.payload for e in page.events] == [{"n": 1}]
-    assert on_disk(committed_to)
+    assert on_disk(inserts[0].committed_to)
 
 
 @pytest.mark.django_db(transaction=True)
