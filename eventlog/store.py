@@ -196,19 +196,22 @@ class _SharedFlushes:
     """The flushes this process's threads force, one at a time: a thread that needs the WAL on
     disk waits for a flush that began after it asked, rather than running one of its own."""
 
+    PATIENCE_S = 1.0  # a running flush slower than this: flush alongside it
+
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._running = False
         self._covered = 0  # when the latest successful flush began (time.monotonic_ns)
 
     def flush_after_now(self, flush: Callable[[], None]) -> None:
-        asked = time.monotonic_ns()
+        asked, lead = time.monotonic_ns(), False
         with self._changed:
             while self._covered <= asked:
                 if not self._running:
-                    self._running = True
+                    self._running = lead = True
                     break
-                self._changed.wait()
+                if not self._changed.wait(self.PATIENCE_S):
+                    break
             else:
                 return  # a flush that began after everything this thread can see is done
         began, done = time.monotonic_ns(), False
@@ -217,7 +220,8 @@ class _SharedFlushes:
             done = True
         finally:
             with self._changed:
-                self._running = False
+                if lead:
+                    self._running = False
                 if done:
                     self._covered = max(self._covered, began)
                 self._changed.notify_all()

@@ -88,6 +88,23 @@ def test_a_failed_flush_covers_nobody():
     assert len(disk.began) == 3  # the other waiter did not count the failed flush: it ran its own
 
 
+def test_a_thread_does_not_wait_long_behind_a_stuck_flush(monkeypatch):
+    monkeypatch.setattr(_SharedFlushes, "PATIENCE_S", 0.05)
+    flushes, stuck, results = _SharedFlushes(), Disk(), []
+    stuck.hold.clear()
+    first = ask_in_thread(flushes, stuck, results)
+    assert stuck.entered.wait(10)
+
+    own = Disk()
+    flushes.flush_after_now(own.flush)  # returns by a flush of its own while the first hangs
+
+    assert len(own.began) == 1 and results == []
+    assert first.is_alive()  # the stuck flush is still running
+    stuck.hold.set()
+    first.join(10)
+    assert [outcome for outcome, _, _ in results] == ["ok"]
+
+
 @pytest.mark.parametrize("threads", [8])
 def test_every_thread_returns_after_a_flush_that_began_after_it_asked(threads):
     flushes, disk, results = _SharedFlushes(), Disk(), []
