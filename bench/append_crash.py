@@ -20,7 +20,6 @@ check is expected to find acknowledged events missing.
 
 import argparse
 import multiprocessing
-import os
 import sys
 import tempfile
 import threading
@@ -34,6 +33,8 @@ sys.path.append(str(Path(__file__).resolve().parent))  # after ROOT: bench/evalu
 
 from load import PG_BIN, PrivateCluster  # noqa: E402
 
+from event_log import setup_django  # noqa: E402
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,15 +46,6 @@ def parse_args():
     parser.add_argument("--pg-port", type=int, default=55433)
     parser.add_argument("--no-flush", action="store_true", help="control run: appends and the feed skip the flush")
     return parser.parse_args()
-
-
-def setup_django(url: str) -> None:
-    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="0",
-                      LOG_LEVEL="WARNING", DB_CONN_MAX_AGE="0")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + uuid.uuid4().hex)
-    import django
-
-    django.setup()
 
 
 def skip_flush_if(control: bool) -> None:
@@ -162,11 +154,9 @@ def main() -> int:
 
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute("CREATE DATABASE crashdb")
-    setup_django(f"{server}/crashdb")
-    from django.core.management import call_command
+    setup_django(f"{server}/crashdb")  # and migrate
     from django.db import connection
 
-    call_command("migrate", verbosity=0)
     connection.close()
     work = Path(tempfile.mkdtemp(prefix="append-crash-"))
     ctx = multiprocessing.get_context("fork")

@@ -558,8 +558,9 @@ def read(
         types = sorted(types)
         if not types:
             return []
-        conditions.append(f"type IN ({', '.join(['%s'] * len(types))})")
-        params += types
+        condition, type_params = sql.any_of("type", types)
+        conditions.append(condition)
+        params += type_params
     statement = f"SELECT {', '.join(EVENT_COLUMNS)} FROM eventlog_event WHERE {' AND '.join(conditions)} ORDER BY position"
     if limit is not None:
         statement += " LIMIT %s"
