@@ -12,7 +12,7 @@ from uuid import UUID
 
 from django.db import connection
 from django.utils import timezone
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from annotation import projections, roles
 from annotation.errors import InvalidAnswer, NotAllowed, QueueBusy, TaskGone

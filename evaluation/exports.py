@@ -26,7 +26,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from annotation.models import Assignment, Label, Snippet, Source, Split, TaskKind, WorkItem
 from attacks.models import Campaign, Submission

@@ -5,7 +5,7 @@ database refuses UPDATE, DELETE and TRUNCATE (see `eventlog/guards.py`).
 """
 
 from django.db import models
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 
 class Event(models.Model):

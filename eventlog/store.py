@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from eventlog import context, guards, sql
 from eventlog.errors import ConcurrencyConflict, EventIdConflict

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from annotation.text import text_problem
 from eventlog.store import NewEvent, Stream, append

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django_q.tasks import async_task
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from annotation import services as annotation_services
 from annotation.errors import AnnotationError

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django_q.tasks import async_task
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 from annotation.models import Snippet
 from annotation.text import text_problem
