@@ -66,8 +66,8 @@ def count_commits_before_the_flush() -> None:
         return
     insert = store._insert_postgres
 
-    def counted(batch, may_commit_before_flush):
-        stored, flushed_at_commit = insert(batch, may_commit_before_flush)
+    def counted(db, batch, may_commit_before_flush):
+        stored, flushed_at_commit = insert(db, batch, may_commit_before_flush)
         if not flushed_at_commit:
             _early[threading.get_ident()] = _early.get(threading.get_ident(), 0) + 1
         return stored, flushed_at_commit

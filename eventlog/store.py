@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from uuid_utils.compat import uuid7
 
@@ -103,23 +103,25 @@ def append(
     from eventlog import projections
 
     inline = projections.inline_for({row.type for row in batch.rows})
-    postgres = connection.vendor == "postgresql"
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a lookup
+    postgres = db.vendor == "postgresql"
+    in_transaction = db.in_atomic_block
     # Inside a caller's transaction the inline projections are applied in it (they must be
     # current for the rest of that transaction). Otherwise the append commits first and they
     # are applied right after, in their own transaction: the append lock is then held only for
     # the INSERT, never for the projections' work.
-    inline_inside = bool(inline) and connection.in_atomic_block
+    inline_inside = bool(inline) and in_transaction
     one_statement = postgres and not inline_inside and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
     retry_aware = any(event.event_id is not None for event in events)
     # Its own transaction: under contention it may commit before its flush (see "durability").
-    may_commit_before_flush = one_statement and not connection.in_atomic_block
+    may_commit_before_flush = one_statement and not in_transaction
     flushed_at_commit = True
 
     with nullcontext() if one_statement else transaction.atomic():
         try:
-            with transaction.atomic() if retry_aware and connection.in_atomic_block else nullcontext():
+            with transaction.atomic() if retry_aware and db.in_atomic_block else nullcontext():
                 if postgres:
-                    stored, flushed_at_commit = _insert_postgres_chunks(batch, may_commit_before_flush)
+                    stored, flushed_at_commit = _insert_postgres_chunks(db, batch, may_commit_before_flush)
                 else:
                     stored = _insert_sqlite(batch)
         except (_DuplicateEventId, ConcurrencyConflict) as refused:
@@ -330,12 +332,13 @@ def _assign_expected_versions(rows: list[_Row], events: Sequence[NewEvent], expe
             row.version = expected[event.stream]
 
 
-# The client numbers the batch: its distinct streams (two text arrays), and each event as
-# [event_id, stream number, rank within its stream, expected version or null, type, schema
-# version, payload]. The database adds each stream's head, read once per stream.
+# The client numbers the batch: its distinct streams ([type, id] in a JSON array), and each event
+# as [event_id, stream number, rank within its stream, expected version or null, type, schema
+# version, payload] in another. The database adds each stream's head, read once per stream.
 # `commit_mode`: whether to commit before the flush (see "durability"), decided after the
-# statement trigger has taken the append lock. RETURNING tells whether the statement waited
-# for the lock, and whether it will commit before its flush.
+# statement trigger has taken the append lock. Positions are drawn in batch order (the ORDER BY
+# feeds the insert); RETURNING gives them with the versions, whether the statement waited for the
+# lock, and whether it will commit before its flush.
 _INSERT_POSTGRES = f"""
     INSERT INTO eventlog_event
         (event_id, stream_type, stream_id, version, type, schema_version, payload, metadata, recorded_at)
@@ -343,11 +346,12 @@ _INSERT_POSTGRES = f"""
            CASE WHEN e.version IS NULL OR e.version = s.head + e.rank THEN s.head + e.rank
                 ELSE eventlog_version_conflict(s.stream_type, s.stream_id, s.head + e.rank - 1, e.version - 1)
            END,
-           e.type, e.schema_version, e.payload, %b::jsonb, %b::timestamptz
+           e.type, e.schema_version, e.payload, %t::jsonb, %b::timestamptz
     FROM (SELECT CASE WHEN %b AND (%b OR current_setting('{guards.WAITED_SETTING}', true) = 'on')
                       THEN set_config('synchronous_commit', 'off', true) END) AS commit_mode, (
         SELECT stream_type, stream_id, stream_no, eventlog_stream_head(stream_type, stream_id) AS head
-        FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS streams(stream_type, stream_id, stream_no)
+        FROM (SELECT x->>0 AS stream_type, x->>1 AS stream_id, stream_no
+              FROM jsonb_array_elements(%t::jsonb) WITH ORDINALITY AS streams(x, stream_no)) AS named
     ) AS s
     JOIN (
         SELECT (x->>0)::uuid AS event_id, (x->>1)::int AS stream_no, (x->>2)::int AS rank,
@@ -355,12 +359,12 @@ _INSERT_POSTGRES = f"""
         FROM jsonb_array_elements(%t::jsonb) WITH ORDINALITY AS rows(x, ord)
     ) AS e ON e.stream_no = s.stream_no
     ORDER BY e.ord
-    RETURNING event_id, position, version,
+    RETURNING position, version,
         current_setting('{guards.WAITED_SETTING}', true) = 'on', current_setting('synchronous_commit') = 'off'
 """
 
 
-def _insert_postgres_chunks(batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
+def _insert_postgres_chunks(db, batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
     """Large batches (imports) go in several statements of one transaction.
 
     Returns the positions and versions, and whether the commit waits for the disk: False only
@@ -370,23 +374,22 @@ def _insert_postgres_chunks(batch: _Batch, may_commit_before_flush: bool) -> tup
     stored, flushed_at_commit = [], True
     for start in range(0, len(batch.rows), _MAX_ROWS_PER_STATEMENT):
         chunk = _Batch(batch.rows[start : start + _MAX_ROWS_PER_STATEMENT], batch.metadata, batch.recorded_at)
-        rows, flushed_at_commit = _insert_postgres(chunk, may_commit_before_flush)
+        rows, flushed_at_commit = _insert_postgres(db, chunk, may_commit_before_flush)
         stored += rows
     return stored, flushed_at_commit
 
 
-def _insert_postgres(batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
+def _insert_postgres(db, batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
     """One INSERT: the append lock is taken (statement trigger) before any row is read, so
     the stream heads, the numbering and the positions are all decided under the lock.
 
     The statement text is the same for every batch (not a VALUES list), and it runs on a
-    plain psycopg cursor: server-side parameters, prepared after a few uses. The events go as
-    one JSON array built from their already serialised payloads: one parameter to encode, where
-    an array a column cost psycopg more than the rest of the append. Django's client-side
-    cursor would quote every value into the SQL text in Python.
+    plain psycopg cursor: server-side parameters, prepared after a few uses. The JSON goes as
+    text, the events built from their already serialised payloads: psycopg encoding arrays
+    and JSON objects cost more than the rest of the append. Django's client-side cursor would
+    quote every value into the SQL text in Python.
     """
     import psycopg
-    from psycopg.types.json import Jsonb
 
     rows = batch.rows
     stream_numbers: dict[tuple[str, str], int] = {}
@@ -398,12 +401,11 @@ def _insert_postgres(batch: _Batch, may_commit_before_flush: bool) -> tuple[list
         ranks[key] = ranks.get(key, 0) + 1
         rank.append(ranks[key])
     params = [
-        Jsonb(batch.metadata),
+        json.dumps(batch.metadata),
         batch.recorded_at,
         may_commit_before_flush,
         _contention.recent(),
-        [stream_type for stream_type, _ in stream_numbers],
-        [stream_id for _, stream_id in stream_numbers],
+        json.dumps(list(stream_numbers)),
         "["
         + ",".join(
             f'["{row.event_id}",{no},{rk},{"null" if row.version is None else row.version},'
@@ -412,16 +414,16 @@ def _insert_postgres(batch: _Batch, may_commit_before_flush: bool) -> tuple[list
         )
         + "]",
     ]
-    connection.ensure_connection()
+    db.ensure_connection()
     try:
-        with psycopg.Cursor(connection.connection) as cursor:
+        with psycopg.Cursor(db.connection) as cursor:
             cursor.execute(_INSERT_POSTGRES, params)
-            returned = cursor.fetchall()
-        stored = {event_id: (position, version) for event_id, position, version, _, _ in returned}
-        _, _, _, waited, asynchronous_commit = returned[0]
+            returned = sorted(cursor.fetchall())
+        _, _, waited, asynchronous_commit = returned[0]
         if waited:
             _contention.saw_wait()
-        return [stored[row.event_id] for row in rows], not (may_commit_before_flush and asynchronous_commit)
+        stored = [(position, version) for position, version, _, _ in returned]
+        return stored, not (may_commit_before_flush and asynchronous_commit)
     except psycopg.Error as exc:
         if exc.sqlstate == guards.VERSION_CONFLICT_SQLSTATE:
             detail = json.loads(exc.diag.message_detail)

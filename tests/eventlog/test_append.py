@@ -35,6 +35,18 @@ def test_append_assigns_positions_versions_and_metadata():
     assert isinstance(events[0].event_id, uuid.UUID)
 
 
+def test_a_batch_takes_positions_in_its_own_order_across_streams():
+    batch = [NewEvent(stream, Tick(n=n)) for n, stream in enumerate([ITEM, OTHER, ITEM, OTHER, ITEM])]
+    result = append(batch)
+
+    stored = read(after=result.positions[0] - 1)
+    assert [e.position for e in stored] == result.positions
+    assert [(e.stream, e.payload["n"], e.version) for e in stored] == [
+        (ITEM, 0, 1), (OTHER, 1, 1), (ITEM, 2, 2), (OTHER, 3, 2), (ITEM, 4, 3)
+    ]
+    assert result.versions == {ITEM: 3, OTHER: 2}
+
+
 def test_expected_version_conflict_rejects_the_whole_batch():
     append([NewEvent(ITEM, ItemAdded(name="lamp", quantity=1))])
     before = Event.objects.count()

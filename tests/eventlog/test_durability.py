@@ -44,8 +44,8 @@ def inserts(monkeypatch) -> list[Insert]:
     noted = []
     insert = store._insert_postgres
 
-    def insert_and_note(batch, may_commit_before_flush):
-        stored, flushed = insert(batch, may_commit_before_flush)
+    def insert_and_note(db, batch, may_commit_before_flush):
+        stored, flushed = insert(db, batch, may_commit_before_flush)
         committed_to = None if connection.in_atomic_block else current_insert_position()
         noted.append(Insert(committed_to, flushed))
         return stored, flushed
