@@ -43,8 +43,19 @@ def parse_args():
         "--modes", nargs="+", choices=["threads", "processes"], default=["threads", "processes"],
         help="how concurrent writers run",
     )
-    parser.add_argument("--catchup-events", type=int, default=200_000, help="log size for the catch-up run")
+    parser.add_argument(
+        "--configs", nargs="+", type=writers_by_events, default=CONFIGS, metavar="WxE",
+        help="writers x events per transaction, e.g. 8x10 (default: 1x1 1x10 8x1 8x10)",
+    )
+    parser.add_argument("--catchup-events", type=int, default=200_000, help="log size for the catch-up run (0: none)")
     return parser.parse_args()
+
+
+def writers_by_events(text: str) -> tuple[int, int]:
+    writers, _, per_txn = text.partition("x")
+    if not (writers.isdigit() and per_txn.isdigit() and int(writers) > 0 and int(per_txn) > 0):
+        raise argparse.ArgumentTypeError(f"expected WRITERSxEVENTS such as 8x10, got {text!r}")
+    return int(writers), int(per_txn)
 
 
 def fresh_database(url: str) -> str:
@@ -222,7 +233,7 @@ def main():
     print(f"append throughput, events/s ({ARGS.seconds:.0f} s a run, median of {ARGS.rounds} interleaved runs each)")
     print(f"{'writers':>19} {'ev/txn':>6} {'ours':>10} {'eventsourcing':>14} {'ratio':>6}")
     for MODE in ARGS.modes:
-        for writers, per_txn in CONFIGS:
+        for writers, per_txn in ARGS.configs:
             a, b = [], []
             for _ in range(ARGS.rounds):
                 a.append(ours(writers, per_txn))
@@ -231,6 +242,11 @@ def main():
             label = f"{writers} {MODE if writers > 1 else 'writer'}"
             print(f"{label:>19} {per_txn:>6} {mine:>10.0f} {ref:>14.0f} {mine / ref:>5.2f}x")
 
+    if ARGS.catchup_events:
+        catch_up(recorder)
+
+
+def catch_up(recorder):
     fill_log(ARGS.catchup_events)
     # Same number of events in the reference table for its catch-up read.
     from eventsourcing.persistence import StoredEvent
