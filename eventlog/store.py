@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from uuid_utils.compat import uuid7
 
@@ -364,7 +365,9 @@ _INSERT_POSTGRES = f"""
 """
 
 
-def _insert_postgres_chunks(db, batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
+def _insert_postgres_chunks(
+    db: BaseDatabaseWrapper, batch: _Batch, may_commit_before_flush: bool
+) -> tuple[list[tuple[int, int]], bool]:
     """Large batches (imports) go in several statements of one transaction.
 
     Returns the positions and versions, and whether the commit waits for the disk: False only
@@ -379,15 +382,17 @@ def _insert_postgres_chunks(db, batch: _Batch, may_commit_before_flush: bool) ->
     return stored, flushed_at_commit
 
 
-def _insert_postgres(db, batch: _Batch, may_commit_before_flush: bool) -> tuple[list[tuple[int, int]], bool]:
+def _insert_postgres(
+    db: BaseDatabaseWrapper, batch: _Batch, may_commit_before_flush: bool
+) -> tuple[list[tuple[int, int]], bool]:
     """One INSERT: the append lock is taken (statement trigger) before any row is read, so
     the stream heads, the numbering and the positions are all decided under the lock.
 
     The statement text is the same for every batch (not a VALUES list), and it runs on a
-    plain psycopg cursor: server-side parameters, prepared after a few uses. The JSON goes as
-    text, the events built from their already serialised payloads: psycopg encoding arrays
-    and JSON objects cost more than the rest of the append. Django's client-side cursor would
-    quote every value into the SQL text in Python.
+    plain psycopg cursor: server-side parameters, prepared after a few uses. The streams, the
+    events (built from their already serialised payloads) and the metadata go as JSON text:
+    psycopg's encoding of arrays and JSON objects, in Python, was the largest part of the
+    client's work. Django's client-side cursor would quote every value into the SQL text.
     """
     import psycopg
 
