@@ -67,3 +67,17 @@ def test_read_by_types_and_bounds():
     assert [e.position for e in read(after=positions[0], up_to=positions[1])] == [positions[1]]
     assert read(types=[]) == []
     assert [e.position for e in read(limit=2)] == positions[:2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fixed_statements_go_on_after_the_connection_is_closed_and_reopened():
+    from django.db import connection
+
+    append([NewEvent(Stream("t", "1"), Tick(n=1))])
+    assert sql.row("SELECT count(*) FROM eventlog_event") == (1,)
+
+    connection.close()
+    append([NewEvent(Stream("t", "1"), Tick(n=2))])
+
+    assert sql.row("SELECT count(*) FROM eventlog_event") == (2,)
+    assert [e.version for e in read()] == [1, 2]
