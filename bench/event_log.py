@@ -6,6 +6,7 @@ server, in the same run. Each configuration runs ours / theirs alternately, five
 and reports the median of each side, so drift on a noisy machine hits both alike.
 
     .venv/bin/python bench/event_log.py [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/event_log.py --modes processes --configs 8x10 --catchup-events 0   # one configuration
 
 A fresh database `advtrain_bench` is created (and left behind for inspection).
 """
