@@ -47,6 +47,16 @@ def test_a_batch_takes_positions_in_its_own_order_across_streams():
     assert result.versions == {ITEM: 3, OTHER: 2}
 
 
+def test_stream_ids_are_stored_as_given_whatever_their_characters():
+    odd = Stream('it"em', 'a\\b "c" \u00e9\u6f22 \U0001f600 ,]}')
+    append([NewEvent(odd, Tick(n=1)), NewEvent(odd, Tick(n=2))], metadata={"note": 'say "hi" \u00e9'})
+    append([NewEvent(odd, Tick(n=3))], expected={odd: 2})
+
+    events = read_stream(odd)
+    assert [(e.stream, e.version, e.payload["n"]) for e in events] == [(odd, 1, 1), (odd, 2, 2), (odd, 3, 3)]
+    assert events[0].metadata["note"] == 'say "hi" \u00e9'
+
+
 def test_expected_version_conflict_rejects_the_whole_batch():
     append([NewEvent(ITEM, ItemAdded(name="lamp", quantity=1))])
     before = Event.objects.count()
