@@ -410,7 +410,7 @@ def _insert_postgres(
         batch.recorded_at,
         may_commit_before_flush,
         _contention.recent(),
-        json.dumps(list(stream_numbers)),
+        json.dumps(list(stream_numbers), ensure_ascii=False),  # surrogates refused on encoding, not joined by jsonb
         "["
         + ",".join(
             f'["{row.event_id}",{no},{rk},{"null" if row.version is None else row.version},'

@@ -57,6 +57,15 @@ def test_stream_ids_are_stored_as_given_whatever_their_characters():
     assert events[0].metadata["note"] == 'say "hi" \u00e9'
 
 
+@pytest.mark.parametrize("stream_id", ["\ud83d\ude00", "\ud83d"])
+def test_a_stream_id_that_is_not_text_is_refused_not_altered(stream_id):
+    # Surrogate code points cannot be stored as text; a pair must not come back joined into
+    # another character under a stream id the caller never gave.
+    with pytest.raises(UnicodeEncodeError):
+        append([NewEvent(Stream("item", stream_id), Tick(n=1))])
+    assert Event.objects.count() == 0
+
+
 def test_expected_version_conflict_rejects_the_whole_batch():
     append([NewEvent(ITEM, ItemAdded(name="lamp", quantity=1))])
     before = Event.objects.count()
