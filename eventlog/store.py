@@ -106,16 +106,16 @@ def append(
     inline = projections.inline_for({row.type for row in batch.rows})
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a lookup
     postgres = db.vendor == "postgresql"
-    in_transaction = db.in_atomic_block
+    in_callers_transaction = db.in_atomic_block  # as append was called (append may open its own)
     # Inside a caller's transaction the inline projections are applied in it (they must be
     # current for the rest of that transaction). Otherwise the append commits first and they
     # are applied right after, in their own transaction: the append lock is then held only for
     # the INSERT, never for the projections' work.
-    inline_inside = bool(inline) and in_transaction
+    inline_inside = bool(inline) and in_callers_transaction
     one_statement = postgres and not inline_inside and len(batch.rows) <= _MAX_ROWS_PER_STATEMENT
     retry_aware = any(event.event_id is not None for event in events)
     # Its own transaction: under contention it may commit before its flush (see "durability").
-    may_commit_before_flush = one_statement and not in_transaction
+    may_commit_before_flush = one_statement and not in_callers_transaction
     flushed_at_commit = True
 
     with nullcontext() if one_statement else transaction.atomic():
@@ -410,7 +410,8 @@ def _insert_postgres(
         batch.recorded_at,
         may_commit_before_flush,
         _contention.recent(),
-        json.dumps(list(stream_numbers), ensure_ascii=False),  # surrogates refused on encoding, not joined by jsonb
+        # Unescaped: psycopg refuses surrogate code points, which jsonb would join into another character.
+        json.dumps(list(stream_numbers), ensure_ascii=False),
         "["
         + ",".join(
             f'["{row.event_id}",{no},{rk},{"null" if row.version is None else row.version},'
