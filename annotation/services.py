@@ -248,7 +248,7 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
         if assignment.state == Assignment.State.SUBMITTED:
             if assignment.answer == answer or item.kind == TaskKind.COMPARISON:
                 return assignment
-            raise InvalidAnswer("this task is already answered; correct it instead")
+            raise InvalidAnswer("this task was already answered with another answer (in another tab, perhaps)")
         if assignment.state != Assignment.State.HELD:
             room = item.status == WorkItem.Status.OPEN and item.done + item.held < item.required
             if not room:

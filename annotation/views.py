@@ -101,6 +101,11 @@ def _act(request, task_id, action):
         action(task)
     except AnnotationError as exc:
         task.refresh_from_db()
+        if task.state != task.State.HELD and request.htmx:  # answered or gone: the message, and work to go on with
+            try:
+                task = services.next_task(user=request.user, dataset=dataset, kind=kind)
+            except AnnotationError:
+                task = None
         return _render_task(request, dataset, kind, task, error=str(exc), status=exc.status_code)
     if not request.htmx:
         return HttpResponseRedirect(reverse("annotation:task_page", args=[dataset.pk, kind]))

@@ -83,10 +83,17 @@ class AttemptScored(Activity):
     score: float = Field(ge=0, le=1)
 
 
-@event_type("attacks.tool_queried")
+def _token_index_kept_apart(data: dict) -> dict:
+    """Version 1 counted tokens; version 2 counts the author's words, which a token position
+    of then cannot be turned into without that day's tokenizer: it is kept as it was."""
+    return {**{k: v for k, v in data.items() if k != "index"}, "token_index": data.get("index")}
+
+
+@event_type("attacks.tool_queried", version=2, upcasters={1: _token_index_kept_apart})
 class ToolQueried(Activity):
     tool: ToolName
-    index: int | None = None  # the token (substitutions) or gap (insertions)
+    index: int | None = None  # the word replaced (substitutions) or followed (insertions)
+    token_index: int | None = None  # a version-1 event's token position
 
 
 @event_type("attacks.attack_submitted")

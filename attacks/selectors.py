@@ -13,6 +13,14 @@ def open_campaigns() -> QuerySet:
     return Campaign.objects.filter(active=True).exclude(kind=Campaign.Kind.PARAPHRASE).order_by("name")
 
 
+def open_campaign_classifiers() -> list[str]:
+    """Every classifier an open campaign's contractors may be attacking today."""
+    versions = set()
+    for target, experiment in open_campaigns().values_list("target_version", "experiment_classifiers"):
+        versions.update([target] if target else experiment)
+    return sorted(versions)
+
+
 def confirmed_injurious(snippet_ref) -> Exists:
     """Labelling settled the snippet as injurious: what makes a submitted attack a success."""
     return Exists(

@@ -40,7 +40,7 @@ from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from modelserve.errors import ModelserveError
-from modelserve.interface import Snippet, Suggestion, TokenSaliency, inference
+from modelserve.interface import Snippet, Suggestion, WordSaliency, inference
 from modelserve.models import ClassifierVersion
 from modelserve.types import InvalidInput
 
@@ -166,7 +166,7 @@ class Scored:
     completion: str
     score: float
     threshold: float
-    tokens: list[TokenSaliency] | None = None  # tool-assisted pages: saliency per token
+    words: list[WordSaliency] | None = None  # tool-assisted pages: saliency per word
 
     @property
     def below_threshold(self) -> bool:
@@ -245,25 +245,26 @@ def score_attempt(*, user, session_id: UUID, prompt: str, completion: str) -> Sc
     unchanged = (session.last_prompt, session.last_completion, session.last_version) == (
         snippet.prompt, snippet.completion, version)
     score = session.last_score if unchanged else _ask(lambda: inference().score(version, [snippet])[0])
-    tokens = _ask(lambda: inference().saliency(version, snippet)) if tools else None
+    words = _ask(lambda: inference().saliency(version, snippet)) if tools else None
     if not unchanged:
         events = [AttemptScored(**activity, prompt=snippet.prompt, completion=snippet.completion, score=score)]
         if tools:
             events.append(ToolQueried(**activity, tool="saliency"))
         _record(session, *events)
-    return Scored(snippet.prompt, snippet.completion, score, campaign.threshold, tokens)
+    return Scored(snippet.prompt, snippet.completion, score, campaign.threshold, words)
 
 
 def suggest(*, user, session_id: UUID, prompt: str, completion: str, tool: str, index: int | None = None
             ) -> list[Suggestion]:
-    """Substitutions at a token, insertions at a gap, or the best edit at every token."""
+    """Substitutions for a word, insertions right after a word, or the best edit for every word
+    (words are numbered as `score_attempt`'s saliency lists them)."""
     session = own_session(user, session_id)
     if session.campaign.kind != Campaign.Kind.TOOL_ASSISTED:
         raise NotAllowed("the rewrite tools belong to tool-assisted campaigns")
     if tool not in ("substitutions", "insertions", "edit_map"):
         raise AttackError("tool must be substitutions, insertions or edit_map")
     if tool != "edit_map" and (index is None or index < 0):
-        raise AttackError("choose a token or a gap between tokens")
+        raise AttackError("choose a word, or the + after a word")
     snippet = _snippet(prompt, completion)
     activity = _activity(session)
     service, version = inference(), activity["version"]

@@ -3,6 +3,7 @@
 from functools import wraps
 from uuid import UUID
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
@@ -40,7 +41,8 @@ def attack_page(request, campaign_id: UUID):
 def _context(session, prompt, completion, **extra) -> dict:
     campaign = session.campaign
     return {"session": session, "campaign": campaign, "tools": campaign.kind == Campaign.Kind.TOOL_ASSISTED,
-            "threshold": campaign.threshold, "prompt": prompt, "completion": completion, **extra}
+            "threshold": campaign.threshold, "prompt": prompt, "completion": completion,
+            "min_similarity": settings.MODELSERVE_MIN_SIMILARITY, **extra}
 
 
 def _respond(request, session, partial: str, context: dict, status: int = 200):
@@ -48,8 +50,13 @@ def _respond(request, session, partial: str, context: dict, status: int = 200):
     return render(request, template, context, status=status)
 
 
+def _message(exc: AttackError) -> HttpResponse:
+    """A refusal the page shows in place, swapping nothing (config/htmx_errors.py)."""
+    return HttpResponse(str(exc), status=exc.status_code, content_type="text/plain; charset=utf-8")
+
+
 def _session_action(view):
-    """Load the contractor's own session and turn refusals into the partial with a message."""
+    """Load the contractor's own session and turn refusals into a message where it belongs."""
 
     @require_POST
     @contractor_only
@@ -61,27 +68,30 @@ def _session_action(view):
         except SessionNotFound:
             raise Http404("no such attack session of yours") from None
         except AttackError as exc:
-            return HttpResponse(str(exc), status=exc.status_code)
+            return _message(exc)
         prompt, completion = request.POST.get("prompt", ""), request.POST.get("completion", "")
         try:
             return view(request, session, prompt, completion)
         except AttackError as exc:
             partial = _ERROR_PARTIAL.get(view.__name__, "score")
+            if partial is None and request.htmx:
+                return _message(exc)
             shown_in = "suggest_error" if partial == "suggestions" else "error"  # one message, where it belongs
             context = _context(session, prompt, completion, **{shown_in: str(exc)})
-            return _respond(request, session, partial, context, exc.status_code)
+            return _respond(request, session, partial or "editor", context, exc.status_code)
 
     return wrapped
 
 
-_ERROR_PARTIAL = {"suggest": "suggestions", "submit": "editor"}  # a refused submit keeps the text
+# A refused submission is a message beside the button: the text, the tick and the score stay.
+_ERROR_PARTIAL = {"suggest": "suggestions", "submit": None}
 
 
 @_session_action
 def score(request, session, prompt, completion):
     scored = services.score_attempt(user=request.user, session_id=session.pk, prompt=prompt, completion=completion)
     return _respond(request, session, "score", _context(session, prompt, completion, scored=scored,
-                                                          parts=_token_parts(scored.tokens)))
+                                                          parts=_word_parts(scored)))
 
 
 @_session_action
@@ -89,7 +99,7 @@ def apply(request, session, prompt, completion):
     """One click on a suggestion: the editor with its text, scored."""
     scored = services.score_attempt(user=request.user, session_id=session.pk, prompt=prompt, completion=completion)
     return _respond(request, session, "editor", _context(session, scored.prompt, scored.completion, scored=scored,
-                                                           parts=_token_parts(scored.tokens)))
+                                                           parts=_word_parts(scored)))
 
 
 @_session_action
@@ -117,21 +127,20 @@ def leave(request, session, prompt, completion):
     return HttpResponse(status=204)
 
 
-def _token_parts(tokens) -> list[tuple[str, list[dict], int]]:
-    """Tokens of the prompt and of the completion, for highlighting: (part, tokens, end gap)."""
-    if tokens is None:
+def _word_parts(scored) -> list[tuple[str, list[dict]]]:
+    """Each part's text as written, cut into the words (shaded by saliency, clickable) and the
+    characters between them (shown as they are)."""
+    if scored.words is None:
         return []
     parts = []
-    for part in ("prompt", "completion"):
-        rows = [
-            {"index": t.index, "text": _readable(t.token), "weight": round(t.saliency, 3),
-             "gap": not t.token.startswith("##")}
-            for t in tokens if t.part == part
-        ]
-        if rows:
-            parts.append((part, rows, rows[-1]["index"] + 1))
+    for part, text in (("prompt", scored.prompt), ("completion", scored.completion)):
+        segments, position = [], 0
+        for word in (w for w in scored.words if w.part == part):
+            if word.start > position:
+                segments.append({"text": text[position : word.start]})
+            segments.append({"word": word, "weight": round(word.saliency, 3)})
+            position = word.end
+        if position < len(text):
+            segments.append({"text": text[position:]})
+        parts.append((part, segments))
     return parts
-
-
-def _readable(token: str) -> str:
-    return token.removeprefix("##").replace("\u2581", " ").replace("\u0120", " ")

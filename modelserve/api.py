@@ -36,7 +36,8 @@ class ScoreInput(serializers.Serializer):
 
 
 class PositionInput(SnippetInput):
-    index = serializers.IntegerField(min_value=0, max_value=10_000)
+    index = serializers.IntegerField(min_value=0, max_value=10_000,
+                                     help_text="a word's number (the prompt's words first, as `saliency` lists them)")
     limit = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
 
@@ -47,15 +48,18 @@ class ScoreOutput(serializers.Serializer):
     scores = serializers.ListField(child=serializers.FloatField(), help_text="one per snippet, in order")
 
 
-class TokenOutput(serializers.Serializer):
-    index = serializers.IntegerField(help_text="position in the encoded sequence")
-    token = serializers.CharField()
+class WordOutput(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the word's number in the snippet, the prompt's words first")
+    word = serializers.CharField(help_text="as written")
     part = serializers.ChoiceField(choices=["prompt", "completion"])
-    saliency = serializers.FloatField(help_text="gradient norm, the largest in the snippet is 1")
+    start = serializers.IntegerField(help_text="character offset in its part")
+    end = serializers.IntegerField()
+    saliency = serializers.FloatField(help_text="gradient norm over its tokens, the largest in the snippet is 1")
+    insertable_after = serializers.BooleanField(help_text="a word may be inserted right after it")
 
 
 class SaliencyOutput(serializers.Serializer):
-    tokens = TokenOutput(many=True)
+    words = WordOutput(many=True)
 
 
 class SnippetOutput(serializers.Serializer):
@@ -64,11 +68,15 @@ class SnippetOutput(serializers.Serializer):
 
 
 class SuggestionOutput(serializers.Serializer):
-    index = serializers.IntegerField(help_text="the replaced position, or the gap (insert before it)")
-    token = serializers.CharField()
-    token_id = serializers.IntegerField()
+    index = serializers.IntegerField(help_text="the word replaced, or the word the new one follows")
+    kind = serializers.ChoiceField(choices=["substitution", "insertion"])
+    original = serializers.CharField(help_text="that word, as written")
+    word = serializers.CharField(help_text="the offered word, as written into the text")
+    sources = serializers.ListField(child=serializers.ChoiceField(choices=["gradient", "neighbours", "masked_lm"]))
     score = serializers.FloatField(help_text="the exact score of the edited snippet")
-    snippet = SnippetOutput(help_text="the edited snippet")
+    similarity = serializers.FloatField(help_text="sentence-embedding cosine of the edited words and their "
+                                                  "neighbours to the text before the edit")
+    snippet = SnippetOutput(help_text="the edited snippet: the text sent, with that one word changed")
 
 
 class SuggestionsOutput(serializers.Serializer):
@@ -122,15 +130,15 @@ def score(request, version: str):
     return Response({"version": version, "scores": scores})
 
 
-@extend_schema(summary="Saliency of each token of a snippet", tags=["inference"], request=SnippetInput,
+@extend_schema(summary="Saliency of each word of a snippet", tags=["inference"], request=SnippetInput,
                responses={200: SaliencyOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def saliency(request, version: str):
     data = _valid(SnippetInput, request)
-    return Response({"tokens": [asdict(t) for t in inference().saliency(version, _snippet(data))]})
+    return Response({"words": [asdict(w) for w in inference().saliency(version, _snippet(data))]})
 
 
-@extend_schema(summary="Token substitutions at a position, rescored", tags=["inference"], request=PositionInput,
+@extend_schema(summary="Whole-word substitutions for a word, rescored", tags=["inference"], request=PositionInput,
                responses={200: SuggestionsOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def substitutions(request, version: str):
@@ -139,7 +147,7 @@ def substitutions(request, version: str):
     return Response({"suggestions": _suggestions(items)})
 
 
-@extend_schema(summary="Token insertions at a gap, rescored", tags=["inference"], request=PositionInput,
+@extend_schema(summary="Words to insert right after a word, rescored", tags=["inference"], request=PositionInput,
                responses={200: SuggestionsOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def insertions(request, version: str):
@@ -148,7 +156,7 @@ def insertions(request, version: str):
     return Response({"suggestions": _suggestions(items)})
 
 
-@extend_schema(summary="The best edit at every position", tags=["inference"], request=SnippetInput,
+@extend_schema(summary="The best substitution for every word", tags=["inference"], request=SnippetInput,
                responses={200: EditMapOutput, **INFERENCE_ERRORS})
 @pm_endpoint(["POST"])
 def edit_map(request, version: str):

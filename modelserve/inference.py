@@ -1,39 +1,100 @@
-"""Scoring, saliency and edit suggestions for one classifier.
+"""Scoring, saliency and the rewrite tool's edit suggestions for one classifier.
 
 Pure PyTorch / transformers: knows nothing of Django, contractors or attacks.
 
-A snippet is encoded as a text pair, `[CLS] prompt [SEP] completion [SEP]` (or the model's
-own equivalent). Token positions below are positions in that encoded sequence; the special
-tokens are never editable. The score is the probability that the snippet is injurious, the
-sigmoid of the single logit; gradients are taken of the logit (same ranking, and the
-probability's gradient vanishes near the small thresholds used in attacks).
+A snippet is encoded as a text pair, `[CLS] prompt [SEP] completion [SEP]` (or the model's own
+equivalent). The score is the probability that the snippet is injurious, the sigmoid of the
+single logit; gradients are taken of the logit (same ranking, and the probability's gradient
+vanishes near the small thresholds used in attacks).
+
+The rewrite tool works on words as the author wrote them (`words.py`): saliency is given per
+word, a substitution replaces one whole word and an insertion adds one word after a word,
+spliced into the author's text. Candidates (`candidates.py`) are kept only where the edited
+sentence stays similar to the sentence before the edit (`similarity.py`), then ranked by the
+classifier's exact score of the edited text.
 """
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import chain, zip_longest
 from threading import Lock
 
 import torch
-from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from modelserve.types import InvalidInput, Snippet, Suggestion, TokenSaliency
+from modelserve.candidates import MaskedLM, Neighbours, WordVocabulary, by_gradient
+from modelserve.errors import BadCheckpoint
+from modelserve.similarity import SentenceEncoder, shared_encoder, similarities_to
+from modelserve.types import InvalidInput, Snippet, Suggestion, WordSaliency
+from modelserve.words import Word, insert_after, match_case, substitute, word_at, words_of
 
-__all__ = ["Classifier", "InvalidInput", "Snippet", "Suggestion", "TokenSaliency", "pick_device"]
+__all__ = ["Classifier", "InvalidInput", "Snippet", "Suggestion", "WordSaliency", "load_trained", "pick_device"]
+
+DEFAULT_MIN_SIMILARITY = 0.80
 
 
 def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def load_trained(folder):
+    """A checkpoint's single-logit classifier, refused unless its classification head was saved
+    with it: a head made up at load time would be new random weights at every load, and the
+    same text would score differently in every process."""
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            folder, num_labels=1, local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a head of another shape
+        raise BadCheckpoint(f"{folder} cannot be loaded as a single-score classifier: {exc}") from None
+    untrained = sorted(set(info.get("missing_keys") or ()) | {k[0] if isinstance(k, tuple) else k
+                                                              for k in info.get("mismatched_keys") or ()})
+    if untrained:
+        raise BadCheckpoint(
+            f"{folder} has no trained single-score classification head (missing: {', '.join(untrained)}): "
+            "register a checkpoint saved after fine-tuning (a training run registers its own)")
+    return model
+
+
+def _float32_head(model, device_type: str) -> None:
+    """Run the classification head (and BERT's pooler) in float32 with autocast off: near the
+    attack thresholds (scores of 0.002) one bf16 step of the logit is ~3 % of the score."""
+    base = getattr(model, model.base_model_prefix, None)
+    heads = [child for child in model.children() if child is not base]
+    if base is not None and getattr(base, "pooler", None) is not None:
+        heads.append(base.pooler)
+    for module in heads:
+        forward = module.forward
+
+        @functools.wraps(forward)
+        def in_float32(*args, _forward=forward, **kwargs):
+            as_float = lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v  # noqa: E731
+            with torch.autocast(device_type, enabled=False):
+                return _forward(*map(as_float, args), **{k: as_float(v) for k, v in kwargs.items()})
+
+        module.forward = in_float32
+
+
 @dataclass
 class _Encoded:
     ids: list[int]
     types: list[int]
-    separators: list[int]  # positions of the separator tokens
+    words: list[Word]
+    spans: list[list[int]]  # each word's token positions (empty: no token of its own)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    word: Word
+    written: str
+    sources: tuple[str, ...]
+    snippet: Snippet
 
 
 class Classifier:
-    """A loaded classifier (and, optionally, a masked LM sharing its vocabulary)."""
+    """A loaded classifier, with what its rewrite tool needs: a sentence encoder for the
+    similarity constraint (by default the shipped MiniLM, loaded on first use) and, optionally,
+    a masked LM."""
 
     def __init__(
         self,
@@ -41,103 +102,98 @@ class Classifier:
         tokenizer,
         *,
         version: str,
-        mlm=None,
+        encoder: SentenceEncoder | None = None,
+        encoder_folder: str | None = None,
+        min_similarity: float = DEFAULT_MIN_SIMILARITY,
+        masked_lm: MaskedLM | None = None,
         device: torch.device | None = None,
+        autocast: bool | None = None,
         max_tokens: int = 256,
         batch_size: int = 64,
         cache_size: int = 20_000,
         variant_budget: int | None = None,
         cpu_runtime: str = "onnx",
     ) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise InvalidInput("the classifier's tokenizer must be a fast tokenizer (it maps tokens to the text)")
         self.version = version
         self.device = device or pick_device()
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)  # inference never needs weight gradients
-        self.mlm = mlm.to(self.device).eval() if mlm is not None else None
         self.max_tokens = min(max_tokens, getattr(model.config, "max_position_embeddings", max_tokens))
         self.batch_size = batch_size
-        self.autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        # How many variants one suggestion request may rescore exactly: what keeps the
-        # dropdown and the edit map interactive (a CPU scores ~100 snippets a second).
+        if autocast is None:
+            autocast = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.autocast = autocast  # bf16 for the encoder; the head stays in float32
+        _float32_head(self.model, self.device.type)
+        self._encoder, self._encoder_folder = encoder, encoder_folder
+        self.min_similarity = min_similarity
+        self.masked_lm = masked_lm
+        # How many edited snippets the edit map (and a quarter of it, one dropdown) may score
+        # exactly: what keeps them interactive (a CPU scores ~100 snippets a second).
         self.variant_budget = variant_budget or (4096 if self.device.type == "cuda" else 192)
+        self.dropdown_budget = max(1, self.variant_budget // 4)
+        embeddings = self.model.get_input_embeddings().weight
+        self.vocabulary = WordVocabulary(tokenizer, embeddings.shape[0])
+        self.neighbours = Neighbours(self.vocabulary, embeddings.detach())
         self._cache: OrderedDict[tuple[int, ...], float] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
         # On a CPU, scoring runs through ONNX Runtime ("onnx", built on first use) unless "torch".
         if cpu_runtime not in ("onnx", "torch"):
             raise ValueError(f"cpu_runtime must be 'onnx' or 'torch', not {cpu_runtime!r}")
-        self._use_onnx = self.device.type == "cpu" and cpu_runtime == "onnx"
+        self._use_onnx = self.device.type == "cpu" and cpu_runtime == "onnx" and not autocast
         self._onnx = None
         self._onnx_lock = Lock()
-        self._vocab_masks()
 
     @classmethod
     def from_folder(cls, folder, *, version: str, mlm_folder=None, **options) -> "Classifier":
-        """Load a Hugging Face checkpoint folder (nothing is downloaded)."""
+        """Load a Hugging Face checkpoint folder with a trained head (nothing is downloaded)."""
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, local_files_only=True)
-        mlm = AutoModelForMaskedLM.from_pretrained(mlm_folder, local_files_only=True) if mlm_folder else None
-        if mlm is not None and mlm.config.vocab_size != model.config.vocab_size:
-            raise InvalidInput("the masked LM must share the classifier's vocabulary")
-        return cls(model, tokenizer, version=version, mlm=mlm, **options)
+        model = load_trained(folder)
+        masked_lm = MaskedLM.from_folder(mlm_folder) if mlm_folder else None
+        return cls(model, tokenizer, version=version, masked_lm=masked_lm, **options)
 
-    # -- vocabulary -------------------------------------------------------------------
-
-    def _vocab_masks(self) -> None:
-        """Which vocabulary entries may be offered: never special tokens, and fragments only
-        where a fragment was (or a whole word where a word starts)."""
-        vocab_size = self.model.get_input_embeddings().weight.shape[0]
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(min(vocab_size, len(self.tokenizer)))))
-        tokens += [""] * (vocab_size - len(tokens))
-        continuation_marker = "##" if any(t.startswith("##") for t in tokens) else None
-        word_marker = "▁" if continuation_marker is None and any(t.startswith("▁") for t in tokens) else None
-        special = set(self.tokenizer.all_special_ids)
-        usable, word_start = [], []
-        for token_id, token in enumerate(tokens):
-            usable.append(
-                bool(token) and token_id not in special and not (token.startswith("[") and token.endswith("]"))
-                and not (token.startswith("<") and token.endswith(">"))
-            )
-            if continuation_marker:
-                word_start.append(not token.startswith(continuation_marker))
-            elif word_marker:
-                word_start.append(token.startswith(word_marker))
-            else:
-                word_start.append(True)
-        self._usable = torch.tensor(usable, device=self.device)
-        self._word_start = torch.tensor(word_start, device=self.device)
-        self._special = special
-
-    def _is_word_start(self, token_id: int) -> bool:
-        return bool(self._word_start[token_id])
+    @property
+    def encoder(self) -> SentenceEncoder:
+        if self._encoder is None:
+            self._encoder = shared_encoder(self._encoder_folder)
+        return self._encoder
 
     # -- encoding ---------------------------------------------------------------------
 
-    def _encode(self, snippet: Snippet) -> _Encoded:
-        if not snippet.prompt.strip() and not snippet.completion.strip():
-            raise InvalidInput("the snippet is empty")
-        encoded = self.tokenizer(snippet.prompt, snippet.completion, return_token_type_ids=True)
+    def _encode_many(self, snippets: list[Snippet]) -> tuple[list[list[int]], list[list[int]]]:
+        for snippet in snippets:
+            if not snippet.prompt.strip() and not snippet.completion.strip():
+                raise InvalidInput("the snippet is empty")
+        encoded = self.tokenizer([s.prompt for s in snippets], [s.completion for s in snippets],
+                                 return_token_type_ids=True)
         ids = encoded["input_ids"]
-        if len(ids) > self.max_tokens:
-            raise InvalidInput(f"the snippet is {len(ids)} tokens long; the limit is {self.max_tokens}")
-        types = encoded.get("token_type_ids") or [0] * len(ids)
-        sep = self.tokenizer.sep_token_id  # once: a tokenizer attribute is a lookup each time
-        separators = [i for i, t in enumerate(ids) if t == sep]
-        return _Encoded(ids=list(ids), types=list(types), separators=separators)
+        for row in ids:
+            if len(row) > self.max_tokens:
+                raise InvalidInput(f"the snippet is {len(row)} tokens long; the limit is {self.max_tokens}")
+        return ids, encoded.get("token_type_ids") or [[0] * len(row) for row in ids]
 
-    def _decode(self, ids: list[int], types: list[int]) -> Snippet:
-        """Text of an edited sequence, split at the first separator again."""
-        sep = self.tokenizer.sep_token_id
-        first_sep = ids.index(sep)
-        prompt = [t for t in ids[:first_sep] if t not in self._special]
-        completion = [t for t in ids[first_sep + 1 :] if t not in self._special]
-        decode = self.tokenizer.decode
-        return Snippet(decode(prompt).strip(), decode(completion).strip())
-
-    def _editable(self, encoded: _Encoded, index: int) -> bool:
-        return 0 <= index < len(encoded.ids) and encoded.ids[index] not in self._special
+    def _encode(self, snippet: Snippet) -> _Encoded:
+        """One snippet with its words and the tokens that make up each word."""
+        [ids], [types] = self._encode_many([snippet])
+        encoding = self.tokenizer(snippet.prompt, snippet.completion, return_offsets_mapping=True)
+        words = words_of(snippet)
+        owner = {part: [-1] * len(text) for part, text in (("prompt", snippet.prompt),
+                                                            ("completion", snippet.completion))}
+        for word in words:
+            owner[word.part][word.start : word.end] = [word.index] * (word.end - word.start)
+        spans: list[list[int]] = [[] for _ in words]
+        for position, (sequence, (start, end)) in enumerate(zip(encoding.sequence_ids(), encoding["offset_mapping"])):
+            if sequence is None or start >= end:
+                continue
+            chars = owner["prompt" if sequence == 0 else "completion"][start:end]
+            index = next((w for w in chars if w >= 0), -1)
+            if index >= 0:
+                spans[index].append(position)
+        return _Encoded(ids=list(ids), types=list(types), words=words, spans=spans)
 
     # -- scoring ----------------------------------------------------------------------
 
@@ -199,170 +255,159 @@ class Classifier:
         return scores
 
     def score(self, snippets: list[Snippet]) -> list[float]:
-        encoded = [self._encode(snippet) for snippet in snippets]
-        return self._score_ids([e.ids for e in encoded], [e.types for e in encoded])
+        if not snippets:
+            return []
+        return self._score_ids(*self._encode_many(snippets))
+
+    def warm(self) -> None:
+        """Do once what the first request would: build the CPU runtime, load the sentence encoder."""
+        sample = Snippet("The knight rode home through the forest.", "He slipped and broke his arm.")
+        self.score([sample])
+        self.substitutions(sample, len(words_of(sample)) - 1, limit=1, pool=2)
 
     # -- gradients ----------------------------------------------------------------------
 
-    def _gradient(self, encoded: _Encoded) -> tuple[float, torch.Tensor]:
-        """The logit and its gradient with respect to each token's input embedding.
+    def _gradient(self, ids: list[int], types: list[int]) -> torch.Tensor:
+        """The gradient of the logit with respect to each token's input embedding.
 
         One forward and one backward in eval mode; the embeddings are the only leaves that
         require grad, so no weight gradient is computed.
         """
-        input_ids = torch.tensor([encoded.ids], device=self.device)
+        input_ids = torch.tensor([ids], device=self.device)
         embeddings = self.model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logit = self.model(
                 inputs_embeds=embeddings,
                 attention_mask=torch.ones_like(input_ids),
-                token_type_ids=torch.tensor([encoded.types], device=self.device),
+                token_type_ids=torch.tensor([types], device=self.device),
             ).logits[0, 0]
         (gradient,) = torch.autograd.grad(logit, embeddings)
-        return float(logit.detach()), gradient[0].float()
+        return gradient[0].float()
 
-    def saliency(self, snippet: Snippet) -> list[TokenSaliency]:
+    def saliency(self, snippet: Snippet) -> list[WordSaliency]:
         encoded = self._encode(snippet)
-        _, gradient = self._gradient(encoded)
-        norms = gradient.norm(dim=-1)
-        editable = [i for i in range(len(encoded.ids)) if self._editable(encoded, i)]
-        top = max((float(norms[i]) for i in editable), default=0.0) or 1.0
-        tokens = self.tokenizer.convert_ids_to_tokens(encoded.ids)
-        first_sep = encoded.separators[0] if encoded.separators else len(encoded.ids)
+        gradient = self._gradient(encoded.ids, encoded.types)
+        norms = [float(gradient[span].norm()) if span else 0.0 for span in encoded.spans]
+        top = max(norms, default=0.0) or 1.0
         return [
-            TokenSaliency(i, tokens[i], "prompt" if i < first_sep else "completion", float(norms[i]) / top)
-            for i in editable
+            WordSaliency(w.index, w.text, w.part, w.start, w.end, norm / top, w.insertable_after)
+            for w, norm in zip(encoded.words, norms)
         ]
 
     # -- suggestions -------------------------------------------------------------------
 
-    def _candidates_first_order(self, gradient_row: torch.Tensor, current_id: int | None, allowed, count: int):
-        """Token ids whose swap-in is estimated to lower the logit most: (E_v - E_x) . g."""
-        weights = self.model.get_input_embeddings().weight
-        estimate = weights.float() @ gradient_row
-        if current_id is not None:
-            estimate = estimate - estimate[current_id]
-        estimate = estimate.masked_fill(~allowed, float("inf"))
-        count = min(count, int(allowed.sum()))
-        return torch.topk(estimate, count, largest=False).indices.tolist()
-
-    def _candidates_masked_lm(self, encoded: _Encoded, index: int, insert: bool, allowed, count: int):
-        ids = list(encoded.ids)
-        if insert:
-            ids.insert(index, self.tokenizer.mask_token_id)
-        else:
-            ids[index] = self.tokenizer.mask_token_id
-        with torch.inference_mode():
-            logits = self.mlm(input_ids=torch.tensor([ids], device=self.device)).logits[0, index].float()
-        logits = logits[: allowed.shape[0]].masked_fill(~allowed, float("-inf"))
-        count = min(count, int(allowed.sum()))
-        return torch.topk(logits, count).indices.tolist()
-
-    def _allowed_for(self, word_start: bool):
-        return self._usable & (self._word_start if word_start else ~self._word_start)
-
-    def _rank(self, variants: list[tuple[int, int, list[int], list[int]]], limit: int) -> list[Suggestion]:
-        """Score every variant exactly, in one batched pass, lowest score first."""
-        scores = self._score_ids([v[2] for v in variants], [v[3] for v in variants])
-        ranked = sorted(zip(scores, variants), key=lambda pair: pair[0])[:limit]
-        tokens = self.tokenizer.convert_ids_to_tokens([v[1] for _, v in ranked])
-        return [
-            Suggestion(index=v[0], token=token, token_id=v[1], score=score, snippet=self._decode(v[2], v[3]))
-            for (score, v), token in zip(ranked, tokens)
-        ]
+    def _embeddings(self) -> torch.Tensor:
+        return self.model.get_input_embeddings().weight.detach()
 
     def _pool(self, pool: int | None, limit: int) -> int:
-        return pool or max(limit, min(64, self.variant_budget // 8))
+        return pool or max(limit, 64)
 
-    def substitutions(
-        self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
-    ) -> list[Suggestion]:
-        """Replacement tokens for one position, sorted by the exact score they give."""
-        encoded = self._encode(snippet)
-        if not self._editable(encoded, index):
-            raise InvalidInput(f"position {index} cannot be edited")
-        pool = self._pool(pool, limit)
-        allowed = self._allowed_for(self._is_word_start(encoded.ids[index])).clone()
-        allowed[encoded.ids[index]] = False
-        if self.mlm is not None:
-            candidates = self._candidates_masked_lm(encoded, index, False, allowed, pool)
-        else:
-            _, gradient = self._gradient(encoded)
-            candidates = self._candidates_first_order(gradient[index], encoded.ids[index], allowed, pool)
+    def _variants(self, snippet: Snippet, word: Word, proposals: dict[str, list[str]], *, insert: bool):
+        """Edited snippets, one per distinct proposed word, the sources taken in turn."""
+        sources: dict[str, list[str]] = {}
+        for candidate in chain.from_iterable(zip_longest(*proposals.values())):
+            if candidate is not None:
+                sources.setdefault(candidate.lower(), [])
+        for source, candidates in proposals.items():
+            for candidate in candidates:
+                sources[candidate.lower()].append(source)
         variants = []
-        for token_id in candidates:
-            ids = list(encoded.ids)
-            ids[index] = token_id
-            variants.append((index, token_id, ids, encoded.types))
-        return self._rank(variants, limit)
+        for lowered, found_by in sources.items():
+            if not insert and lowered == word.text.lower():
+                continue
+            written = lowered if insert else match_case(lowered, word)
+            edited = insert_after(snippet, word, written) if insert else substitute(snippet, word, written)
+            variants.append(_Variant(word, written, tuple(dict.fromkeys(found_by)), edited))
+        return variants
 
-    def insertions(
-        self, snippet: Snippet, gap: int, *, limit: int = 20, pool: int | None = None
-    ) -> list[Suggestion]:
-        """Whole-word tokens to insert before position `gap`, sorted by the exact score."""
+    def _similar(self, snippet: Snippet, variants: list[_Variant]) -> list[tuple[_Variant, float]]:
+        """The variants whose edited sentence stays similar enough, with that similarity."""
+        similarities = similarities_to(self.encoder, snippet, [v.snippet for v in variants])
+        return [(v, s) for v, s in zip(variants, similarities) if s >= self.min_similarity]
+
+    def _ranked(self, kept: list[tuple[_Variant, float]], kind: str, limit: int) -> list[Suggestion]:
+        """Score every kept variant exactly, in one batched pass, lowest score first."""
+        if not kept:
+            return []
+        scores = self._score_ids(*self._encode_many([v.snippet for v, _ in kept]))
+        offered = [
+            Suggestion(index=v.word.index, kind=kind, original=v.word.text, word=v.written, sources=v.sources,
+                       score=score, similarity=similarity, snippet=v.snippet)
+            for (v, similarity), score in zip(kept, scores)
+        ]
+        return sorted(offered, key=lambda s: s.score)[:limit]
+
+    def substitutions(self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
+                      ) -> list[Suggestion]:
+        """Whole words to put in place of word `index`, lowest exact score first."""
         encoded = self._encode(snippet)
-        if not 1 <= gap < len(encoded.ids):
-            raise InvalidInput(f"gap {gap} is outside the snippet")
-        following = encoded.ids[gap]
-        if following not in self._special and not self._is_word_start(following):
-            raise InvalidInput(f"gap {gap} would split a word")
+        word = word_at(encoded.words, index)
+        pool = self._pool(pool, limit)
+        proposals: dict[str, list[str]] = {}
+        if span := encoded.spans[index]:
+            gradient = self._gradient(encoded.ids, encoded.types)
+            proposals["gradient"] = by_gradient(self.vocabulary, self._embeddings(), gradient[span[:1]], pool,
+                                                [word.text])[0]
+            proposals["neighbours"] = self.neighbours.of([[encoded.ids[p] for p in span]], gradient[span[:1]],
+                                                         pool, [word.text])[0]
+        if self.masked_lm is not None:
+            proposals["masked_lm"] = self.masked_lm.fill(snippet, word, insert=False, count=pool)
+        kept = self._similar(snippet, self._variants(snippet, word, proposals, insert=False))
+        return self._ranked(kept[: self.dropdown_budget], "substitution", limit)
+
+    def insertions(self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
+                   ) -> list[Suggestion]:
+        """Whole words to insert right after word `index`, lowest exact score first."""
+        encoded = self._encode(snippet)
+        word = word_at(encoded.words, index)
+        if not word.insertable_after:
+            raise InvalidInput(f"no word can be inserted right after {word.text!r}")
         if len(encoded.ids) + 1 > self.max_tokens:
             raise InvalidInput("the snippet is too long to insert into")
         pool = self._pool(pool, limit)
-        kind = encoded.types[gap - 1] if encoded.ids[gap - 1] not in self._special else encoded.types[gap]
-        allowed = self._allowed_for(True)
-        if self.mlm is not None:
-            candidates = self._candidates_masked_lm(encoded, gap, True, allowed, pool)
-        else:
-            # Estimate from a placeholder (the mask or pad token) inserted at the gap.
+        proposals: dict[str, list[str]] = {}
+        if span := encoded.spans[index]:
+            # Estimated from a placeholder (the mask or pad token) put where the word would go.
+            gap = span[-1] + 1
             placeholder = self.tokenizer.mask_token_id or self.tokenizer.pad_token_id or 0
-            probe = _Encoded(
-                ids=encoded.ids[:gap] + [placeholder] + encoded.ids[gap:],
-                types=encoded.types[:gap] + [kind] + encoded.types[gap:],
-                separators=[],
-            )
-            _, gradient = self._gradient(probe)
-            candidates = self._candidates_first_order(gradient[gap], placeholder, allowed, pool)
-        variants = [
-            (gap, token_id, encoded.ids[:gap] + [token_id] + encoded.ids[gap:],
-             encoded.types[:gap] + [kind] + encoded.types[gap:])
-            for token_id in candidates
-        ]
-        return self._rank(variants, limit)
+            gradient = self._gradient(encoded.ids[:gap] + [placeholder] + encoded.ids[gap:],
+                                      encoded.types[:gap] + [encoded.types[span[-1]]] + encoded.types[gap:])
+            # Most words do not fit between two given words: a wider first-order pool.
+            proposals["gradient"] = by_gradient(self.vocabulary, self._embeddings(), gradient[[gap]], 4 * pool,
+                                                [""])[0]
+        if self.masked_lm is not None:
+            proposals["masked_lm"] = self.masked_lm.fill(snippet, word, insert=True, count=pool)
+        kept = self._similar(snippet, self._variants(snippet, word, proposals, insert=True))
+        return self._ranked(kept[: self.dropdown_budget], "insertion", limit)
 
-    def edit_map(self, snippet: Snippet, *, per_position: int | None = None) -> list[Suggestion]:
-        """The best single substitution at every editable position, exactly scored.
+    def edit_map(self, snippet: Snippet, *, per_word: int = 4) -> list[Suggestion]:
+        """The best single-word substitution for every word, under the similarity constraint.
 
-        First-order estimates over the whole vocabulary for all positions at once (one
-        matrix product), then the `per_position` best candidates of every position rescored
-        exactly in one batched pass (by default as many as the variant budget allows, 1 to 8).
+        The gradient's and the embedding neighbours' candidates of every word at once (one
+        matrix product each), their similarity in one batch, then the first few that pass at
+        each word (as many as the variant budget allows, 1 to `per_word`) scored exactly in one
+        batched pass. The masked LM is not asked here (one forward pass per word).
         """
         encoded = self._encode(snippet)
-        _, gradient = self._gradient(encoded)
-        weights = self.model.get_input_embeddings().weight.float()
-        positions = [i for i in range(len(encoded.ids)) if self._editable(encoded, i)]
-        if not positions:
+        words = [w for w in encoded.words if encoded.spans[w.index]]
+        if not words:
             return []
-        per_position = per_position or max(1, min(8, self.variant_budget // len(positions)))
-        rows = gradient[positions]  # [n, d]
-        estimates = rows @ weights.T  # [n, V]
-        current = torch.tensor([encoded.ids[i] for i in positions], device=estimates.device)
-        estimates = estimates - estimates.gather(1, current[:, None])
-        starts = torch.tensor([self._is_word_start(encoded.ids[i]) for i in positions], device=estimates.device)
-        allowed = self._usable[None, :] & torch.where(starts[:, None], self._word_start[None, :], ~self._word_start[None, :])
-        allowed[torch.arange(len(positions)), current] = False
-        estimates = estimates.masked_fill(~allowed, float("inf"))
-        best = torch.topk(estimates, min(per_position, weights.shape[0]), dim=1, largest=False)
-        variants = []
-        for row, index in enumerate(positions):
-            for token_id, estimate in zip(best.indices[row].tolist(), best.values[row].tolist()):
-                if estimate == float("inf"):
-                    continue
-                ids = list(encoded.ids)
-                ids[index] = token_id
-                variants.append((index, token_id, ids, encoded.types))
-        ranked = self._rank(variants, len(variants))
-        per_index: dict[int, Suggestion] = {}
-        for suggestion in ranked:  # lowest score first: the first seen is the best
-            per_index.setdefault(suggestion.index, suggestion)
-        return [per_index[i] for i in positions if i in per_index]
+        gradient = self._gradient(encoded.ids, encoded.types)
+        rows = gradient[[encoded.spans[w.index][0] for w in words]]
+        originals = [w.text for w in words]
+        by_words = by_gradient(self.vocabulary, self._embeddings(), rows, per_word, originals)
+        near = self.neighbours.of([[encoded.ids[p] for p in encoded.spans[w.index]] for w in words], rows,
+                                  per_word, originals)
+        variants = [v for w, g, n in zip(words, by_words, near)
+                    for v in self._variants(snippet, w, {"gradient": g, "neighbours": n}, insert=False)]
+        scored_per_word = max(1, min(per_word, self.variant_budget // len(words)))
+        kept, taken = [], {}
+        for variant, similarity in self._similar(snippet, variants):
+            index = variant.word.index
+            if taken.get(index, 0) < scored_per_word:
+                taken[index] = taken.get(index, 0) + 1
+                kept.append((variant, similarity))
+        best: dict[int, Suggestion] = {}
+        for suggestion in self._ranked(kept, "substitution", len(kept)):  # lowest score first
+            best.setdefault(suggestion.index, suggestion)
+        return [best[w.index] for w in words if w.index in best]

@@ -21,9 +21,9 @@ from django.conf import settings
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
 from modelserve.generation import GenerationError, Generator, OpenAICompatible, Replay, local_name
 from modelserve.models import ClassifierVersion
-from modelserve.types import Snippet, Suggestion, TokenSaliency
+from modelserve.types import InvalidInput, Snippet, Suggestion, WordSaliency
 
-__all__ = ["Snippet", "Suggestion", "TokenSaliency", "inference", "InProcessInference", "HttpInference"]
+__all__ = ["Snippet", "Suggestion", "WordSaliency", "inference", "InProcessInference", "HttpInference"]
 
 
 class InProcessInference:
@@ -31,6 +31,7 @@ class InProcessInference:
         self._loaded: OrderedDict = OrderedDict()  # version -> a loaded Classifier
         self._capacity = capacity
         self._lock = Lock()
+        self._loading: dict[str, Lock] = {}
 
     def classifier(self, version: str):
         row = ClassifierVersion.objects.filter(version=version).first()
@@ -39,32 +40,40 @@ class InProcessInference:
         if row.status != ClassifierVersion.Status.READY:
             raise ModelUnavailable(f"classifier {version} is {row.status}")
         with self._lock:
-            if version in self._loaded:
-                self._loaded.move_to_end(version)
-                return self._loaded[version]
-        from modelserve.inference import Classifier  # PyTorch, on first use
+            loading = self._loading.setdefault(version, Lock())
+        with loading:  # one load per version: a request during the start-up warm-up waits for it
+            with self._lock:
+                if version in self._loaded:
+                    self._loaded.move_to_end(version)
+                    return self._loaded[version]
+            from modelserve.inference import Classifier  # PyTorch, on first use
 
-        loaded = Classifier.from_folder(
-            row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR,
-            cpu_runtime=settings.MODELSERVE_CPU_RUNTIME,
-        )
-        with self._lock:
-            self._loaded[version] = loaded
-            while len(self._loaded) > self._capacity:
-                self._loaded.popitem(last=False)
-        return loaded
+            loaded = Classifier.from_folder(
+                row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR,
+                encoder_folder=settings.MODELSERVE_SIMILARITY_DIR, min_similarity=settings.MODELSERVE_MIN_SIMILARITY,
+                cpu_runtime=settings.MODELSERVE_CPU_RUNTIME,
+            )
+            with self._lock:
+                self._loaded[version] = loaded
+                while len(self._loaded) > self._capacity:
+                    self._loaded.popitem(last=False)
+            return loaded
+
+    def warm(self, version: str) -> None:
+        """Load a classifier and do once what its first request would (see `Classifier.warm`)."""
+        self.classifier(version).warm()
 
     def score(self, version: str, snippets: list[Snippet]) -> list[float]:
         return self.classifier(version).score(snippets)
 
-    def saliency(self, version: str, snippet: Snippet) -> list[TokenSaliency]:
+    def saliency(self, version: str, snippet: Snippet) -> list[WordSaliency]:
         return self.classifier(version).saliency(snippet)
 
     def substitutions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
         return self.classifier(version).substitutions(snippet, index, limit=limit)
 
-    def insertions(self, version: str, snippet: Snippet, gap: int, limit: int = 20) -> list[Suggestion]:
-        return self.classifier(version).insertions(snippet, gap, limit=limit)
+    def insertions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+        return self.classifier(version).insertions(snippet, index, limit=limit)
 
     def edit_map(self, version: str, snippet: Snippet) -> list[Suggestion]:
         return self.classifier(version).edit_map(snippet)
@@ -94,8 +103,6 @@ class HttpInference:
             if error is UnknownModel:
                 raise UnknownModel(version) from None
             if exc.code == 400:
-                from modelserve.types import InvalidInput
-
                 raise InvalidInput(_detail(detail)) from None
             raise (error or ModelserveError)(f"modelserve answered {exc.code}: {_detail(detail)}") from None
 
@@ -105,20 +112,24 @@ class HttpInference:
 
     @staticmethod
     def _suggestions(items: list[dict]) -> list[Suggestion]:
-        return [Suggestion(**{**item, "snippet": Snippet(**item["snippet"])}) for item in items]
+        return [Suggestion(**{**item, "sources": tuple(item["sources"]), "snippet": Snippet(**item["snippet"])})
+                for item in items]
+
+    def warm(self, version: str) -> None:
+        """The remote instance loads and warms its own classifiers."""
 
     def score(self, version: str, snippets: list[Snippet]) -> list[float]:
         return self._post(version, "score", {"snippets": [self._snippet(s) for s in snippets]})["scores"]
 
-    def saliency(self, version: str, snippet: Snippet) -> list[TokenSaliency]:
-        return [TokenSaliency(**t) for t in self._post(version, "saliency", self._snippet(snippet))["tokens"]]
+    def saliency(self, version: str, snippet: Snippet) -> list[WordSaliency]:
+        return [WordSaliency(**w) for w in self._post(version, "saliency", self._snippet(snippet))["words"]]
 
     def substitutions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
         body = {**self._snippet(snippet), "index": index, "limit": limit}
         return self._suggestions(self._post(version, "substitutions", body)["suggestions"])
 
-    def insertions(self, version: str, snippet: Snippet, gap: int, limit: int = 20) -> list[Suggestion]:
-        body = {**self._snippet(snippet), "index": gap, "limit": limit}
+    def insertions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+        body = {**self._snippet(snippet), "index": index, "limit": limit}
         return self._suggestions(self._post(version, "insertions", body)["suggestions"])
 
     def edit_map(self, version: str, snippet: Snippet) -> list[Suggestion]:

@@ -30,15 +30,20 @@ def register_checkpoint(
     manifest_hash: str | None = None,
     manifest_size: int | None = None,
 ) -> ClassifierVersion:
-    """Register a ready checkpoint folder (Hugging Face format) under a new version name."""
+    """Register a ready checkpoint folder (Hugging Face format, with its trained single-score
+    head) under a new version name. A folder without a trained head is refused: every load
+    would make up a new random head, and recorded scores could not be reproduced."""
     check_version_name(version)
     from transformers import AutoConfig  # on use: importing transformers is slow
+
+    from modelserve.inference import load_trained
 
     folder = Path(checkpoint_dir)
     try:
         AutoConfig.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise BadCheckpoint(f"{checkpoint_dir} is not a Hugging Face checkpoint folder: {exc}") from None
+    load_trained(folder)
     payload = ClassifierRegistered(
         version=version,
         base_model=str(base_model),

@@ -10,21 +10,27 @@ class Snippet:
 
 
 @dataclass(frozen=True)
-class TokenSaliency:
-    index: int  # position in the encoded sequence
-    token: str
+class WordSaliency:
+    index: int  # the word's number in the snippet, the prompt's words first
+    word: str  # as written
     part: str  # "prompt" or "completion"
-    saliency: float  # gradient norm, scaled so that the largest in the snippet is 1
+    start: int  # character offsets in its part
+    end: int
+    saliency: float  # gradient norm over the word's tokens, scaled so that the largest in the snippet is 1
+    insertable_after: bool  # a word may be inserted right after it
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    index: int  # the replaced position, or the gap (insert before this position)
-    token: str
-    token_id: int
+    index: int  # the word replaced, or the word the new one is inserted after
+    kind: str  # "substitution" or "insertion"
+    original: str  # that word, as written
+    word: str  # the offered word, as it is written into the text
+    sources: tuple[str, ...]  # what proposed it: "gradient", "neighbours", "masked_lm"
     score: float  # the exact score of the edited snippet
+    similarity: float  # cosine of the edited sentence's embedding to the sentence before the edit
     snippet: Snippet  # the edited snippet, as text
 
 
 class InvalidInput(ValueError):
-    """Refused input: empty text, too long, a position that cannot be edited."""
+    """Refused input: empty text, too long, a word that cannot be edited."""

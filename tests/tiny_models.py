@@ -7,6 +7,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    BertModel,
     BertTokenizerFast,
     DebertaV2Config,
     DebertaV2ForSequenceClassification,
@@ -36,6 +37,16 @@ def tiny(kind: str, positions: int = 64):
     if kind == "bert":
         return BertForSequenceClassification(BertConfig(**common))
     return DebertaV2ForSequenceClassification(DebertaV2Config(**common, type_vocab_size=2))
+
+
+def tiny_encoder(tokenizer, seed: int = 3):
+    """A sentence encoder built from a config (random weights) over the tiny vocabulary."""
+    from modelserve.similarity import SentenceEncoder
+
+    torch.manual_seed(seed)
+    model = BertModel(BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64, max_position_embeddings=64), add_pooling_layer=False)
+    return SentenceEncoder(model, tokenizer)
 
 
 def save_checkpoint(

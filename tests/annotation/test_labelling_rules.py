@@ -161,7 +161,7 @@ def test_a_retried_submission_is_harmless_and_a_different_one_is_refused(dataset
     submit_label(user=contractors[0], task_id=task.task_id, label="injurious")
     submit_label(user=contractors[0], task_id=task.task_id, label="injurious")
     assert len(read(types=["annotation.label_submitted"])) == 1
-    with pytest.raises(InvalidAnswer, match="correct it"):
+    with pytest.raises(InvalidAnswer, match="already answered with another answer"):
         submit_label(user=contractors[0], task_id=task.task_id, label="not_injurious")
 
 

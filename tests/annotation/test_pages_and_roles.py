@@ -57,7 +57,8 @@ def routes(world):
         ("get", "/", {}, [200, 200, 200, 200, 200]),
         ("get", "/work/", {}, [login, 200, 200, 403, 403]),
         ("get", f"/work/{ds}/label/", {}, [login, 200, 200, 403, 403]),
-        ("get", f"/work/{ds}/label/", {"HTTP_HX_REQUEST": "true"}, [login, 200, 200, 403, 403]),
+        # An HTMX request that needs a login is told so in a message (config/htmx_errors.py).
+        ("get", f"/work/{ds}/label/", {"HTTP_HX_REQUEST": "true"}, [401, 200, 200, 403, 403]),
         ("get", f"/work/{ds}/comparison/", {}, [login, 200, 200, 403, 403]),
         ("get", f"/work/{ds}/rating/", {}, [login, 200, 200, 403, 403]),
         ("get", f"/work/{ds}/nonsense/", {}, [login, 404, 404, 403, 403]),

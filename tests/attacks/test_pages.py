@@ -6,12 +6,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotation.models import Role, Snippet
+from annotation.models import Role
 from attacks import services
 from attacks.models import Submission
 from eventlog.models import Event
 from tests.annotation.conftest import make_member
-from tests.attacks.conftest import CATCHES_ALL, LETS_THROUGH
+from tests.attacks.conftest import LETS_THROUGH
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,8 @@ TEXT = {"prompt": "the knight walked home on the road .", "completion": "he fell
 
 
 @pytest.fixture
-def tool_campaign(dataset, register):
+def tool_campaign(dataset, register, settings):
+    settings.MODELSERVE_MIN_SIMILARITY = 0.5  # the tiny vocabulary has few words close to another
     register("page-v1", bias=LETS_THROUGH)
     return services.open_campaign(name="Rewrite", kind="tool_assisted", dataset=dataset, target_version="page-v1")
 
@@ -49,50 +50,42 @@ def test_the_page_lists_open_campaigns_and_starts_a_timed_session(contractor_cli
     assert Event.objects.filter(type="attacks.session_started", stream_id=session_id).exists()
 
 
-def test_the_score_partial_holds_the_score_the_submit_button_and_the_highlighted_tokens(contractor_client,
-                                                                                        tool_campaign):
+def test_the_score_partial_holds_the_score_the_submit_button_and_the_highlighted_words(contractor_client,
+                                                                                       tool_campaign):
     session_id = open_page(contractor_client, tool_campaign)
     response = contractor_client.post(url("score", session_id), TEXT, **HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and "<html" not in html  # a partial, not the page
-    assert "below the threshold" in html and "disabled" not in html.split("Submit attack")[0].rsplit("<button", 1)[1]
-    tokens = re.findall(r'class="token" style="background: rgba\(230, 80, 0, ([0-9.]+)\)"', html)
-    assert len(tokens) == len("the knight walked home on the road . he fell and broke his arm .".split())
-    assert max(float(t) for t in tokens) == 1.0  # the most salient token is fully highlighted
+    assert "below the threshold" in html
+    assert not re.search(r"\sdisabled[\s>]", html.split("Submit attack")[0].rsplit("<button", 1)[1])
+    words = re.findall(r'class="word" style="background: rgba\(230, 80, 0, ([0-9.]+)\)"', html)
+    assert len(words) == len("the knight walked home on the road he fell and broke his arm".split())
+    assert max(float(w) for w in words) == 1.0  # the most salient word is fully highlighted
     assert '"tool": "insertions"' in html and '"tool": "substitutions"' in html
-
-
-def test_the_submit_button_is_disabled_while_the_classifier_catches_the_text(dataset, register, attackers):
-    register("page-strong", bias=CATCHES_ALL)
-    campaign = services.open_campaign(name="Hard", kind="manual", dataset=dataset, target_version="page-strong")
-    client = Client()
-    client.force_login(attackers[0])
-    session_id = open_page(client, campaign)
-    html = client.post(url("score", session_id), TEXT, **HTMX).content.decode()
-    assert "the classifier catches this" in html
-    assert re.search(r"<button[^>]*disabled[^>]*>Submit attack", html, re.S)
-    assert "token" not in html  # no rewrite tools on a manual campaign's page
-    refused = client.post(url("submit", session_id), {**TEXT, "injurious": "on"}, **HTMX)
-    assert refused.status_code == 400 and "at or above the threshold" in refused.content.decode()
-    assert not Snippet.objects.exists()
+    # The text between the words is shown as written: "road ." keeps its space and full stop.
+    assert re.search(r'>road</button><button class="gap"[^>]*>\+</button> \.</p>', html)
 
 
 def test_the_dropdown_lists_suggestions_sorted_by_score_and_one_click_applies_one(contractor_client, tool_campaign):
     session_id = open_page(contractor_client, tool_campaign)
-    dropdown = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 11},
+    broke = 10  # the, knight, walked, home, on, the, road | he, fell, and, broke
+    dropdown = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": broke},
                                       **HTMX)
     html = dropdown.content.decode()
-    scores = [float(s) for s in re.findall(r'<span class="muted">([0-9.]+)</span>', html)]
+    scores = [float(s) for s in re.findall(r'<span class="score">([0-9.]+)</span>', html)]
     assert dropdown.status_code == 200 and scores and scores == sorted(scores)
+    assert "broke → <strong>" in html and "similarity 0." in html
     first = re.search(r'name="prompt" value="([^"]*)">\s*<input type="hidden" name="completion" value="([^"]*)">',
                       html)
+    assert first.group(1) == TEXT["prompt"] and first.group(2).startswith("he fell and ")
+    assert first.group(2).endswith(" his arm .") and "broke" not in first.group(2)
     applied = contractor_client.post(url("apply", session_id),
                                      {"prompt": first.group(1), "completion": first.group(2)}, **HTMX)
     assert applied.status_code == 200 and f">{first.group(2)}</textarea>" in applied.content.decode()
     last = Event.objects.filter(type="attacks.attempt_scored").latest("position")
     assert last.payload["completion"] == first.group(2)
     tools = list(Event.objects.filter(type="attacks.tool_queried").values_list("payload__tool", "payload__index"))
-    assert ("substitutions", 11) in tools
+    assert ("substitutions", broke) in tools
 
 
 def test_insertions_and_the_edit_map_answer_partials_and_bad_positions_a_clear_message(contractor_client,
@@ -100,9 +93,10 @@ def test_insertions_and_the_edit_map_answer_partials_and_bad_positions_a_clear_m
     session_id = open_page(contractor_client, tool_campaign)
     for data in ({"tool": "insertions", "index": 3}, {"tool": "edit_map"}):
         response = contractor_client.post(url("suggest", session_id), {**TEXT, **data}, **HTMX)
-        assert response.status_code == 200 and "lowest score first" in response.content.decode()
-    bad = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 0}, **HTMX)
-    assert bad.status_code == 400 and "cannot be edited" in bad.content.decode()
+        assert response.status_code == 200
+        assert "lowest score first" in response.content.decode() or "No edit here" in response.content.decode()
+    bad = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 40}, **HTMX)
+    assert bad.status_code == 400 and "there is no word 40" in bad.content.decode()
 
 
 def test_a_submission_through_the_page_and_leaving_it(contractor_client, tool_campaign, attackers):
@@ -144,9 +138,35 @@ def test_without_htmx_a_post_answers_the_whole_page(contractor_client, tool_camp
     assert response.status_code == 200 and "<html" in response.content.decode()
 
 
-def test_a_refused_submission_keeps_the_text_on_the_page(contractor_client, tool_campaign):
+def test_a_refused_submission_is_a_message_that_leaves_the_page_as_it_is(contractor_client, tool_campaign):
+    """With HTMX the refusal is plain text, shown beside the button (nothing is swapped: the
+    text, the tick and the score stay); without it the page comes back with the text."""
     session_id = open_page(contractor_client, tool_campaign)
     refused = contractor_client.post(url("submit", session_id), TEXT, **HTMX)  # not ticked
-    html = refused.content.decode()
-    assert refused.status_code == 400 and "tick" in html
+    assert refused.status_code == 400 and refused["Content-Type"].startswith("text/plain")
+    assert refused.content.decode() == "tick that the snippet is injurious to submit it"
+    page = contractor_client.post(url("submit", session_id), TEXT)
+    html = page.content.decode()
+    assert page.status_code == 400 and "tick" in html
     assert f">{TEXT['prompt']}</textarea>" in html and f">{TEXT['completion']}</textarea>" in html
+
+
+def test_htmx_errors_from_outside_the_views_are_plain_text_messages(contractor_client, tool_campaign, attackers):
+    """A 404 raised for someone else's session, a CSRF failure, an expired login: each a short
+    message (config/htmx_errors.py), never a whole page to swap into a part of one."""
+    session_id = open_page(contractor_client, tool_campaign)
+    other = Client()
+    other.force_login(attackers[1])
+    missing = other.post(url("score", session_id), TEXT, **HTMX)
+    assert missing.status_code == 404 and missing.content.decode() == "no such attack session of yours"
+    assert missing["Content-Type"].startswith("text/plain")
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(attackers[0])
+    forged = strict.post(url("score", session_id), TEXT, HTTP_X_CSRFTOKEN="stale", **HTMX)
+    assert forged.status_code == 403 and "reload the page" in forged.content.decode()
+    assert "<html" not in forged.content.decode()
+
+    logged_out = Client().post(url("score", session_id), TEXT, **HTMX)
+    assert logged_out.status_code == 401 and "log in again" in logged_out.content.decode()
+    assert Client().post(url("score", session_id), TEXT).status_code == 302  # a plain post: to the login page

@@ -119,8 +119,9 @@ def test_an_attack_below_the_threshold_is_submitted(page, contractor, dataset, r
     assert submission.user_id == contractor.pk
 
 
-def test_the_rewrite_tool_highlights_tokens_and_applies_a_suggestion_in_one_click(page, contractor, dataset,
-                                                                                   register):
+def test_the_rewrite_tool_highlights_words_and_applies_a_suggestion_in_one_click(page, contractor, dataset,
+                                                                                  register, settings):
+    settings.MODELSERVE_MIN_SIMILARITY = 0.5  # the tiny vocabulary has few words close to another
     register("browser-tool", bias=LETS_THROUGH)
     campaign = services.open_campaign(name="Rewrite", kind="tool_assisted", dataset=dataset,
                                       target_version="browser-tool")
@@ -128,34 +129,37 @@ def test_the_rewrite_tool_highlights_tokens_and_applies_a_suggestion_in_one_clic
     page.locator("#prompt").fill(PROMPT)
     type_and_wait_for_score(page, "#completion", COMPLETION, score_requests)
 
-    tokens = page.locator("#score .tokens button.token")
-    assert tokens.count() == len(f"{PROMPT} {COMPLETION}".split())
-    shades = tokens.evaluate_all("buttons => buttons.map(b => getComputedStyle(b).backgroundColor)")
+    words = page.locator("#score .words button.word")
+    assert words.count() == len(f"{PROMPT} {COMPLETION}".replace(".", "").split())
+    shades = words.evaluate_all("buttons => buttons.map(b => getComputedStyle(b).backgroundColor)")
     assert any(shade.startswith("rgb(230, 80, 0)") or shade == "rgba(230, 80, 0, 1)" for shade in shades)  # the most salient
     assert len(set(shades)) > 1  # shaded by saliency, not all alike
-    shoot(page, "rewrite-1-highlighted-tokens")
+    assert page.locator("#score .words p.completion").inner_text().replace("+", "") == COMPLETION  # the text as written
+    shoot(page, "rewrite-1-highlighted-words")
 
-    broke = page.locator("#score .completion button.token", has_text="broke")
+    broke = page.locator("#score .completion button.word", has_text="broke")
     with htmx_settles(page), page.expect_response(lambda r: r.url.endswith("/suggest")) as suggested:
         broke.click()
     assert suggested.value.status == 200
     dropdown = page.locator("#suggestions ul.suggestions")
     choices = dropdown.locator("li")
     assert choices.count() > 0
-    scores = [float(s) for s in dropdown.locator("span.muted").all_inner_texts()]
+    scores = [float(s) for s in dropdown.locator("span.score").all_inner_texts()]
     assert scores == sorted(scores)  # lowest score first
     shoot(page, "rewrite-2-suggestions")
 
     first = choices.first
-    replacement = first.locator("button").inner_text()
+    label = first.locator("button").inner_text()
+    assert label.startswith("broke → ")
+    replacement = label.removeprefix("broke → ").strip()
     new_completion = first.locator('input[name="completion"]').input_value()
-    assert new_completion != COMPLETION
+    assert new_completion == COMPLETION.replace("broke", replacement)
     scored_before = scored_events()
     with htmx_settles(page), page.expect_response(lambda r: r.url.endswith("/apply")) as applied:
         first.locator("button").click()
     assert applied.value.status == 200
     assert page.locator("#completion").input_value() == new_completion
-    assert replacement.strip() in page.locator("#completion").input_value()
+    assert page.locator("#prompt").input_value() == PROMPT
     assert page.locator("#score strong").is_visible() and "below the threshold" in page.locator("#score").inner_text()
     assert scored_events() == scored_before + 1
     latest = Event.objects.filter(type="attacks.attempt_scored").latest("position")

