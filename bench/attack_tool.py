@@ -14,7 +14,8 @@ the original (every offered edit keeps it from the text before that edit). The t
 the 30th percentile of the baseline's scores on those snippets (the demo campaign's 0.05 is
 printed too: the baseline scores no injurious snippet that low, so it cannot tell tools apart).
 
-Printed per tool: the share of snippets ending below the threshold, edits per success, the
+Printed per tool: the share of snippets ending below the threshold, how many of those end at the
+similarity setting or above from the original ("kept meaning"), edits per success, the
 mean similarity of the final text to the original (the window measure of
 `modelserve/similarity.py`, for both tools), the share of offered words in wordfreq's 50,000
 most frequent English words; then the dropdown and the edit map's times on a 60-word snippet,
@@ -29,11 +30,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/evaluation.py must not hide the app
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -69,21 +70,13 @@ def attack(snippet, edit_map, score, threshold, keep):
     return current, edits, score(current) < threshold, offered_words
 
 
-def p50(fn, repeat=7):
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
     parser.add_argument("--limit", type=int, default=0, help="attack only the first N snippets (0: all)")
     parser.add_argument("--percentile", type=int, default=30,
                         help="the threshold: this percentile of the baseline's scores on injurious snippets")
+    parser.add_argument("--threshold", type=float, default=None, help="a threshold of its own instead")
     args = parser.parse_args()
 
     import django
@@ -92,6 +85,7 @@ def main() -> None:
     import torch
     import wordfreq
     from django.conf import settings
+    from modelserve_cpu import p50
 
     from attacks.models import Campaign
     from modelserve.inference import Classifier, Snippet
@@ -110,12 +104,13 @@ def main() -> None:
     records = [json.loads(line) for line in (ROOT / "annotation/demo/snippets.jsonl").read_text().splitlines()]
     injurious = [Snippet(r["prompt"], r["completion"]) for r in records if r["label"] == "injurious"]
     scores = new.score(injurious)
-    threshold = float(statistics.quantiles(scores, n=100)[args.percentile - 1])
+    threshold = args.threshold or float(statistics.quantiles(scores, n=100)[args.percentile - 1])
     campaign = Campaign.objects.filter(name__startswith="Demo").first()
     print(f"demo baseline on the demo's {len(injurious)} injurious snippets: lowest score {min(scores):.4f}; "
           f"the demo campaign's threshold {campaign.threshold if campaign else 0.05:g} (no snippet below it)")
     starts = [s for s, score in zip(injurious, scores) if score >= threshold][: args.limit or None]
-    print(f"threshold for this run: {threshold:.4f} (percentile {args.percentile}); attacked: {len(starts)} snippets at or "
+    print(f"threshold for this run: {threshold:.4f} ({'given' if args.threshold else f'percentile {args.percentile}'})"
+          f"; attacked: {len(starts)} snippets at or "
           f"above it, up to {MAX_EDITS} edits each, the lowest-scoring edit of the best-edit map each time\n")
     assert abs(todays.score(starts[:8])[0] - new.score(starts[:8])[0]) < 1e-5  # the same classifier
 
@@ -124,10 +119,11 @@ def main() -> None:
         "new tool": (lambda s: [(e.word, e) for e in new.edit_map(s)], new.score,
                      None),  # set per snippet: similarity to its original
     }
-    print(f"{'tool':<14} {'below threshold':>16} {'edits/success':>14} {'similarity':>11} {'real words':>11}")
+    print(f"{'tool':<14} {'below threshold':>16} {'kept meaning':>13} {'edits/success':>14} {'similarity':>11} "
+          f"{'real words':>11}")
     results = {}
     for name, (edit_map, score, keep) in tools.items():
-        successes, edits, similarity, offered = 0, [], [], []
+        successes, kept, edits, similarity, offered = 0, 0, [], [], []
         for original in starts:
             if keep is None:
                 rule = lambda edited, o=original: similarities_to(encoder, o, [edited])[0] >= floor  # noqa: E731
@@ -137,10 +133,11 @@ def main() -> None:
             successes += won
             edits += [used] if won else []
             similarity += similarities_to(encoder, original, [final])
+            kept += won and similarity[-1] >= floor
             offered += words
         real = sum(w.lower() in english for w in offered) / max(1, len(offered))
         results[name] = (successes, min(similarity))
-        print(f"{name:<14} {successes:>5}/{len(starts):<3} {successes / len(starts):>6.0%} "
+        print(f"{name:<14} {successes:>5}/{len(starts):<3} {successes / len(starts):>6.0%} {kept:>13} "
               f"{statistics.mean(edits) if edits else float('nan'):>14.2f} {statistics.mean(similarity):>11.3f} "
               f"{real:>10.1%}   (lowest final similarity {min(similarity):.3f}, {len(offered)} words offered)")
     (today_wins, _), (new_wins, lowest) = results["today's tool"], results["new tool"]
@@ -158,8 +155,8 @@ def main() -> None:
     def fresh(fn):  # as for a new text: no score or embedding is served from a cache
         return lambda: (new._cache.clear(), todays._cache.clear(), encoder._cache.clear(), fn())
 
-    ours = p50(fresh(lambda: new.substitutions(sixty, salient.index, limit=15)))
-    theirs = p50(fresh(lambda: todays.substitutions(sixty, token, limit=15)))
+    ours = p50(fresh(lambda: new.substitutions(sixty, salient.index, limit=15)), 7)
+    theirs = p50(fresh(lambda: todays.substitutions(sixty, token, limit=15)), 7)
     print(f"60-word snippet ({len(words)} words), substitutions for '{salient.word}':")
     print(f"  suggestions p50: new {ours:.0f} ms, today's {theirs:.0f} ms ({ours / theirs:.2f}x)   goal <= 400 ms")
     ours = p50(fresh(lambda: new.edit_map(sixty)), repeat=5)

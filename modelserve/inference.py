@@ -135,6 +135,9 @@ class Classifier:
         # exactly: what keeps them interactive (a CPU scores ~100 snippets a second).
         self.variant_budget = variant_budget or (4096 if self.device.type == "cuda" else 192)
         self.dropdown_budget = max(1, self.variant_budget // 4)
+        # How many edited windows the edit map may embed for the similarity check (a CPU embeds
+        # ~1,500 of them a second): more candidates per word on short snippets than on long ones.
+        self.window_budget = 16 * self.variant_budget if self.device.type == "cuda" else 1200
         embeddings = self.model.get_input_embeddings().weight
         self.vocabulary = WordVocabulary(tokenizer, embeddings.shape[0])
         self.neighbours = Neighbours(self.vocabulary, embeddings.detach())
@@ -304,10 +307,11 @@ class Classifier:
 
     def _variants(self, snippet: Snippet, word: Word, proposals: dict[str, list[str]], *, insert: bool):
         """Edited snippets, one per distinct proposed word, the sources taken in turn."""
-        sources: dict[str, list[str]] = {}
+        forms: dict[str, str] = {}  # lower case -> the word as first proposed (a cased vocabulary keeps "Paris")
         for candidate in chain.from_iterable(zip_longest(*proposals.values())):
             if candidate is not None:
-                sources.setdefault(candidate.lower(), [])
+                forms.setdefault(candidate.lower(), candidate)
+        sources: dict[str, list[str]] = {lowered: [] for lowered in forms}
         for source, candidates in proposals.items():
             for candidate in candidates:
                 sources[candidate.lower()].append(source)
@@ -315,7 +319,7 @@ class Classifier:
         for lowered, found_by in sources.items():
             if not insert and lowered == word.text.lower():
                 continue
-            written = lowered if insert else match_case(lowered, word)
+            written = forms[lowered] if insert else match_case(forms[lowered], word)
             edited = insert_after(snippet, word, written) if insert else substitute(snippet, word, written)
             variants.append(_Variant(word, written, tuple(dict.fromkeys(found_by)), edited))
         return variants
@@ -380,18 +384,20 @@ class Classifier:
         kept = self._similar(snippet, self._variants(snippet, word, proposals, insert=True))
         return self._ranked(kept[: self.dropdown_budget], "insertion", limit)
 
-    def edit_map(self, snippet: Snippet, *, per_word: int = 4) -> list[Suggestion]:
+    def edit_map(self, snippet: Snippet, *, per_word: int | None = None) -> list[Suggestion]:
         """The best single-word substitution for every word, under the similarity constraint.
 
-        The gradient's and the embedding neighbours' candidates of every word at once (one
-        matrix product each), their similarity in one batch, then the first few that pass at
-        each word (as many as the variant budget allows, 1 to `per_word`) scored exactly in one
-        batched pass. The masked LM is not asked here (one forward pass per word).
+        `per_word` candidates from each of the gradient and the embedding neighbours for every
+        word at once (one matrix product each; by default as many as the window budget allows,
+        2 to 24), their similarity in one batch, then the first few that pass at each word (as
+        many as the variant budget allows) scored exactly in one batched pass. The masked LM is
+        not asked here (one forward pass per word).
         """
         encoded = self._encode(snippet)
         words = [w for w in encoded.words if encoded.spans[w.index]]
         if not words:
             return []
+        per_word = per_word or max(2, min(24, self.window_budget // (2 * len(words))))
         gradient = self._gradient(encoded.ids, encoded.types)
         rows = gradient[[encoded.spans[w.index][0] for w in words]]
         originals = [w.text for w in words]

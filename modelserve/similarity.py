@@ -28,21 +28,59 @@ from modelserve.types import Snippet
 from modelserve.words import PARTS, changed_window, part_text, sentence_span
 
 
+class MeanPooled(torch.nn.Module):
+    """A transformer encoder's normalised mean-pooled output: what sentence-transformers'
+    MiniLM computes (its `1_Pooling` is mean pooling, its last module normalises)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def set_attn_implementation(self, implementation: str) -> None:
+        self.model.set_attn_implementation(implementation)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids).last_hidden_state.float()
+        mask = attention_mask.unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
 class SentenceEncoder:
-    """Normalised mean-pooled embeddings of sentences, with a cache of recent ones."""
+    """Normalised mean-pooled embeddings of sentences, with a cache of recent ones. On a CPU the
+    forward pass runs through ONNX Runtime, as the classifier's scoring does (about twice as fast
+    for the many short windows of an edit map)."""
 
     def __init__(self, model, tokenizer, *, device: torch.device | None = None, max_tokens: int = 256,
-                 batch_size: int = 64, cache_size: int = 20_000) -> None:
+                 batch_size: int = 256, cache_size: int = 50_000, cpu_runtime: str = "onnx") -> None:
         self.device = device or torch.device("cpu")
-        self.model = model.to(self.device).eval()
-        for parameter in self.model.parameters():
+        # eval() on the wrapper too: the ONNX export puts back the mode it finds, recursively.
+        self.pooled = MeanPooled(model.to(self.device)).eval()
+        for parameter in self.pooled.parameters():
             parameter.requires_grad_(False)
+        self.model = model
         self.tokenizer = tokenizer
         self.max_tokens = min(max_tokens, getattr(model.config, "max_position_embeddings", max_tokens))
         self.batch_size = batch_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
         self._lock = Lock()
+        self._onnx = None
+        self._use_onnx = self.device.type == "cpu" and cpu_runtime == "onnx"
+        self._onnx_lock = Lock()
+
+    def _onnx_runner(self):
+        if not self._use_onnx or self._onnx is not None:
+            return self._onnx
+        with self._onnx_lock:  # built once, by the first thread that embeds
+            if self._onnx is None:
+                from modelserve import onnx_scoring
+
+                self._onnx = onnx_scoring.build(self.pooled, threads=torch.get_num_threads())
+                self._use_onnx = self._onnx is not None
+            return self._onnx
 
     @classmethod
     def from_folder(cls, folder, **options) -> "SentenceEncoder":
@@ -51,12 +89,13 @@ class SentenceEncoder:
 
     def _compute(self, texts: list[str]) -> torch.Tensor:
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
-                                 return_tensors="pt").to(self.device)
+                                 return_tensors="pt", return_token_type_ids=True)
+        inputs = (encoded["input_ids"], encoded["attention_mask"], encoded["token_type_ids"])
+        onnx = self._onnx_runner()
+        if onnx is not None:
+            return onnx.logits(*inputs).float()
         with torch.inference_mode():
-            hidden = self.model(**encoded).last_hidden_state.float()
-        mask = encoded["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1).cpu()
+            return self.pooled(*(t.to(self.device) for t in inputs)).cpu()
 
     def embed(self, texts: list[str]) -> torch.Tensor:
         """One normalised row per text."""

@@ -11,6 +11,7 @@ from annotation.models import Dataset, Role, Vendor
 from annotation.services import SnippetInput, import_snippets
 from attacks import services
 from eventlog.models import Event
+from modelserve.errors import ModelserveError
 from tests.annotation.conftest import make_member
 from tests.browser.conftest import htmx_settles, log_in, shoot
 from tests.tiny_models import CATCHES_ALL, LETS_THROUGH
@@ -43,6 +44,16 @@ def open_attack_page(page, contractor, campaign):
     with page.expect_response(lambda r: r.url.endswith("/score")):
         page.locator("#completion").fill(COMPLETION)
     page.locator("#score strong").wait_for()
+
+
+class Unavailable:
+    """An inference service that has failed."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise ModelserveError("the model server is down")
+
+        return fail
 
 
 def leave(page):
@@ -86,14 +97,24 @@ def test_a_missing_tick_and_a_refused_submission_are_messages_beside_the_button(
     assert scored.value.status == 200
     assert page.get_by_role("alert").count() == 0 and "catches this" in page.locator("#score").inner_text()
 
+    with pytest.MonkeyPatch.context() as patch:  # the classifier fails: 503, said in the score's place
+        patch.setattr(services, "inference", lambda: Unavailable())
+        with page.expect_response(lambda r: r.url.endswith("/score")) as busy:
+            page.locator("#completion").press_sequentially(" Sadly.", delay=10)
+        assert busy.value.status == 503
+        page.get_by_role("alert").filter(has_text="the classifier is not available right now").wait_for()
+    the_page_is_whole(page)
+    assert page.get_by_role("button", name="Submit attack").is_disabled()
+    shoot(page, f"errors-3-busy-{debug}")
+
     services.close_campaign(campaign=campaign)  # closed meanwhile: 409, said in place
     with page.expect_response(lambda r: r.url.endswith("/score")) as closed:
         page.locator("#completion").press_sequentially(" Again.", delay=10)
     assert closed.value.status == 409
     page.get_by_role("alert").filter(has_text="this campaign is closed").wait_for()
     the_page_is_whole(page)
-    assert page.locator("#completion").input_value() == COMPLETION + " Badly. Again."
-    shoot(page, f"errors-3-closed-{debug}")
+    assert page.locator("#completion").input_value() == COMPLETION + " Badly. Sadly. Again."
+    shoot(page, f"errors-4-closed-{debug}")
     leave(page)
 
 
@@ -116,7 +137,7 @@ def test_a_task_answered_in_another_tab_is_said_in_place_and_the_keys_go_on_work
     assert answered.value.status == 400
     page.get_by_role("alert").filter(has_text="already answered").wait_for()
     the_page_is_whole(page)
-    shoot(page, f"errors-4-answered-elsewhere-{debug}")
+    shoot(page, f"errors-5-answered-elsewhere-{debug}")
     with htmx_settles(page), page.expect_response(lambda r: "/answer" in r.url) as next_answer:
         page.keyboard.press("2")  # the next task, from the keyboard as before
     assert next_answer.value.status == 200
@@ -160,3 +181,15 @@ def test_slow_requests_show_that_they_are_under_way(page, contractor, register, 
     page.get_by_role("status").filter(has_text="Submitted").wait_for()
     page.unroute("**/attack/session/*/*")
     leave(page)
+
+
+def test_the_filtered_generator_unavailable_is_said_under_the_prompt(page, debug):
+    """No promoted classifier: 503, shown in the answer's place; the prompt stays."""
+    page.goto(reverse("talk"))
+    page.locator("#prompt").fill("The knight rode out at dawn.")
+    with page.expect_response(lambda r: r.url.endswith("/talk/")) as answered:
+        page.get_by_role("button", name="Continue the story").click()
+    assert answered.value.status == 503
+    page.locator("#answer").get_by_role("alert").filter(has_text="not available right now").wait_for()
+    the_page_is_whole(page)
+    assert page.locator("#prompt").input_value() == "The knight rode out at dawn."

@@ -56,3 +56,20 @@ def test_other_architectures_and_the_torch_setting_score_in_pytorch(tokenizer):
     assert onnx._onnx is None
     with pytest.raises(ValueError):
         Classifier(tiny("bert"), tokenizer, version="x", device=torch.device("cpu"), cpu_runtime="tensorrt")
+
+
+def test_sentence_embeddings_through_onnx_runtime_equal_pytorch_s_and_leave_the_model_in_eval_mode(tokenizer):
+    from modelserve.similarity import SentenceEncoder
+    from tests.tiny_models import tiny_encoder
+
+    model = tiny_encoder(tokenizer).model
+    onnx = SentenceEncoder(model, tokenizer, cache_size=0)
+    eager = SentenceEncoder(model, tokenizer, cache_size=0, cpu_runtime="torch")
+    texts = ["he fell and", "the knight walked to the castle and broke his arm", "a"]
+    together = onnx.embed(texts)  # three lengths in one padded batch
+    assert onnx._onnx is not None and eager._onnx is None
+    assert not model.training  # the export put back eval mode: no dropout in PyTorch afterwards
+    expected = eager.embed(texts)
+    assert torch.allclose(together, expected, atol=1e-5)
+    assert torch.allclose(onnx.embed(texts[1:2]), expected[1:2], atol=1e-5)
+    assert (expected[0] @ expected[1]) < 1 - 1e-3  # the texts differ by far more than the tolerance
