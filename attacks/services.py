@@ -43,6 +43,7 @@ from modelserve.errors import ModelserveError
 from modelserve.interface import Snippet, Suggestion, WordSaliency, inference
 from modelserve.models import ClassifierVersion
 from modelserve.types import InvalidInput
+from modelserve.words import sentences
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,10 @@ class Scored:
     @property
     def below_threshold(self) -> bool:
         return self.score < self.threshold
+
+    @property
+    def sentences_in_completion(self) -> int:
+        return len(sentences(self.completion))
 
 
 def _check_attacker(user, campaign: Campaign) -> None:

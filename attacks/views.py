@@ -13,6 +13,8 @@ from attacks import selectors, services
 from attacks.errors import AttackError, SessionNotFound
 from attacks.models import Campaign
 from eventlog.idempotency import idempotent_page
+from modelserve.types import Snippet
+from modelserve.words import words_of
 
 TEMPLATE = "attacks/attack_page.html"
 
@@ -110,7 +112,7 @@ def suggest(request, session, prompt, completion):
     found = services.suggest(user=request.user, session_id=session.pk, prompt=prompt, completion=completion,
                              tool=tool, index=index)
     return _respond(request, session, "suggestions",
-                    _context(session, prompt, completion, suggestions=found, tool=tool))
+                    _context(session, prompt, completion, suggestions=_after_words(found, prompt, completion), tool=tool))
 
 
 @_session_action
@@ -125,6 +127,17 @@ def submit(request, session, prompt, completion):
 def leave(request, session, prompt, completion):
     services.leave_session(user=request.user, session_id=session.pk)
     return HttpResponse(status=204)
+
+
+def _after_words(found, prompt: str, completion: str) -> list[tuple]:
+    """Each suggestion with the word before the one it edits: the edit map may list "he" twice."""
+    words = words_of(Snippet(prompt.strip(), completion.strip()))  # numbered as the service numbered them
+    rows = []
+    for suggestion in found:
+        before = words[suggestion.index - 1] if 0 < suggestion.index < len(words) else None
+        same_part = before is not None and before.part == words[suggestion.index].part
+        rows.append((suggestion, before.text if same_part else ""))
+    return rows
 
 
 def _word_parts(scored) -> list[tuple[str, list[dict]]]:

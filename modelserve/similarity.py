@@ -25,7 +25,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from modelserve.types import Snippet
-from modelserve.words import PARTS, changed_window, part_text, sentence_span
+from modelserve.words import PARTS, changed_window, part_text, sentences
 
 
 class MeanPooled(torch.nn.Module):
@@ -126,15 +126,6 @@ class SentenceEncoder:
 
 
 WINDOW = 1  # words on each side of an edit
-
-
-def sentences(text: str) -> list[str]:
-    found, position = [], 0
-    while position < len(text):
-        start, end = sentence_span(text, position)
-        found.append(text[start:end])
-        position = max(end, position + 1)
-    return [s for s in found if s.strip()]
 
 
 def compared_texts(before: Snippet, after: Snippet, around: int = WINDOW) -> list[tuple[str, str]]:

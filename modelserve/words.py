@@ -99,6 +99,15 @@ def sentence_span(text: str, position: int) -> tuple[int, int]:
     return start, len(text)
 
 
+def sentences(text: str) -> list[str]:
+    found, position = [], 0
+    while position < len(text):
+        start, end = sentence_span(text, position)
+        found.append(text[start:end])
+        position = max(end, position + 1)
+    return [s for s in found if s.strip()]
+
+
 def changed_window(before: str, after: str, around: int) -> tuple[str, str]:
     """The stretch where two texts' words differ, widened by `around` words on each side: the
     text a similarity is measured on (for one edit, the edited word and its neighbours)."""

@@ -179,7 +179,7 @@ def test_answering_over_htmx_returns_the_next_task_and_the_new_count(world):
 def test_a_bad_answer_is_a_clear_400_and_nothing_is_written(world):
     client = client_for(world["people"]["contractor"])
     response = client.post(f"/work/task/{world['task'].task_id}/answer", {"answer": "maybe"}, HTTP_HX_REQUEST="true")
-    assert response.status_code == 400 and "label must be one of" in response.content.decode()
+    assert response.status_code == 400 and "Label must be one of" in response.content.decode()
     api = client.post(f"/api/v1/tasks/{world['task'].task_id}/answer", {"answer": "maybe"})
     assert api.status_code == 400 and "label must be one of" in api.json()["detail"]
     assert Assignment.objects.get(pk=world["task"].pk).state == "held"

@@ -96,7 +96,7 @@ def test_insertions_and_the_edit_map_answer_partials_and_bad_positions_a_clear_m
         assert response.status_code == 200
         assert "lowest score first" in response.content.decode() or "No edit here" in response.content.decode()
     bad = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "substitutions", "index": 40}, **HTMX)
-    assert bad.status_code == 400 and "there is no word 40" in bad.content.decode()
+    assert bad.status_code == 400 and "There is no word 40" in bad.content.decode()
 
 
 def test_a_submission_through_the_page_and_leaving_it(contractor_client, tool_campaign, attackers):
@@ -147,7 +147,7 @@ def test_a_refused_submission_is_a_message_that_leaves_the_page_as_it_is(contrac
     assert refused.content.decode() == "tick that the snippet is injurious to submit it"
     page = contractor_client.post(url("submit", session_id), TEXT)
     html = page.content.decode()
-    assert page.status_code == 400 and "tick" in html
+    assert page.status_code == 400 and "Tick" in html
     assert f">{TEXT['prompt']}</textarea>" in html and f">{TEXT['completion']}</textarea>" in html
 
 
@@ -170,3 +170,20 @@ def test_htmx_errors_from_outside_the_views_are_plain_text_messages(contractor_c
     logged_out = Client().post(url("score", session_id), TEXT, **HTMX)
     assert logged_out.status_code == 401 and "log in again" in logged_out.content.decode()
     assert Client().post(url("score", session_id), TEXT).status_code == 302  # a plain post: to the login page
+
+
+def test_a_completion_of_two_sentences_is_pointed_out_and_map_entries_name_the_word_before(contractor_client,
+                                                                                          tool_campaign):
+    session_id = open_page(contractor_client, tool_campaign)
+    two = contractor_client.post(url("score", session_id), {**TEXT, "completion": "he fell . he broke his arm ."},
+                                 **HTMX).content.decode()
+    assert "The completion holds 2 sentences: a completion is one sentence." in two
+    one = contractor_client.post(url("score", session_id), TEXT, **HTMX).content.decode()
+    assert "sentences:" not in one
+    edit_map = contractor_client.post(url("suggest", session_id), {**TEXT, "tool": "edit_map"}, **HTMX).content.decode()
+    entries = re.findall(r'<button>(?:<span class="muted">(\w+)</span> )?(\w+) → <strong>', edit_map)
+    assert entries
+    text = "the knight walked home on the road . he fell and broke his arm .".split()
+    for before, word in entries:  # "the" appears twice: the word before tells which
+        at = [i for i, w in enumerate(text) if w == word]
+        assert any((text[i - 1] if i and text[i - 1] != "." else "") == before for i in at)

@@ -106,7 +106,7 @@ def test_an_attack_below_the_threshold_is_submitted(page, contractor, dataset, r
     score_requests = open_attack_page(page, contractor, campaign)
     page.locator("#prompt").fill(PROMPT)
     type_and_wait_for_score(page, "#completion", COMPLETION, score_requests)
-    assert "below the threshold: you may submit" in page.locator("#score").inner_text()
+    assert "below the threshold, you may submit" in page.locator("#score").inner_text()
     page.get_by_label("I assert that this snippet is injurious").check()
     shoot(page, "attack-4-below-threshold")
     submit = page.get_by_role("button", name="Submit attack")

@@ -183,7 +183,18 @@ def test_slow_requests_show_that_they_are_under_way(page, contractor, register, 
     leave(page)
 
 
-def test_the_filtered_generator_unavailable_is_said_under_the_prompt(page, debug):
+@pytest.fixture
+def fresh_rate_limits():
+    """The visitors' rate limit counts in the cache: other tests' requests do not count here, nor
+    these in later tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_the_filtered_generator_unavailable_is_said_under_the_prompt(page, debug, fresh_rate_limits):
     """No promoted classifier: 503, shown in the answer's place; the prompt stays."""
     page.goto(reverse("talk"))
     page.locator("#prompt").fill("The knight rode out at dawn.")
