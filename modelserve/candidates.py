@@ -8,7 +8,8 @@
   source). It has its own tokenizer: the blank is made in the text, not in token ids, so any
   masked LM can serve any classifier.
 
-Candidates are whole words only (no sub-word pieces, special tokens, digits or punctuation);
+Candidates are whole words only (no sub-word pieces, special tokens, digits, punctuation or what
+WordPiece keeps of a contraction, such as "didn");
 each is then checked for similarity and scored exactly by the classifier (`inference.py`).
 
 Pure PyTorch / transformers: knows nothing of Django.
@@ -21,6 +22,9 @@ from modelserve.types import Snippet
 from modelserve.words import Word, part_text
 
 _WORD_MARKERS = ("▁", "Ġ")  # SentencePiece's and byte-level BPE's "a word starts here"
+# What WordPiece vocabularies keep of "didn't" and its kind: pieces, not words to offer.
+_CONTRACTION_STEMS = {"ain", "aren", "couldn", "didn", "doesn", "hadn", "hasn", "haven", "isn", "mightn", "mustn",
+                      "needn", "shan", "shouldn", "wasn", "weren", "wouldn"}
 
 
 class WordVocabulary:
@@ -39,7 +43,8 @@ class WordVocabulary:
             if marks_starts and not token.startswith(_WORD_MARKERS):
                 continue
             word = token.lstrip("".join(_WORD_MARKERS))
-            if word.isascii() and word.isalpha() and (len(word) > 1 or word.lower() in ("a", "i")):
+            if (word.isascii() and word.isalpha() and (len(word) > 1 or word.lower() == "a")
+                    and word.lower() not in _CONTRACTION_STEMS):
                 ids.append(token_id)
                 words.append(word)
         self.ids = torch.tensor(ids, dtype=torch.long)

@@ -54,6 +54,9 @@ def test_minilm_scores_explains_and_suggests_words_as_written(minilm):
         assert minilm.score([s.snippet])[0] == pytest.approx(s.score, abs=1e-4)
     first = minilm.substitutions(SNIPPET, 0, limit=3)  # "Sir", capitalised: so are its replacements
     assert all(s.word[0].isupper() for s in first)
+    offerable = set(minilm.vocabulary.words)
+    assert {"sword", "blade", "a"} <= offerable  # whole words; not pieces of "didn't", nor a lone "i"
+    assert not offerable & {"didn", "weren", "couldn", "i", "##ing", "[CLS]", "1998"}
 
 
 def test_every_offered_edit_keeps_the_similarity_setting(minilm):
