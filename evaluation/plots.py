@@ -30,9 +30,19 @@ def _bars(axis, labels, intervals, title, ylabel):
     axis.tick_params(axis="x", rotation=30)
 
 
+def _missing(message: str, fmt: str) -> bytes:
+    """A figure that says what it lacks instead of drawing empty axes."""
+    figure, axis = plt.subplots(figsize=(6, 1.2))
+    axis.axis("off")
+    axis.text(0.5, 0.5, message[:1].upper() + message[1:], ha="center", va="center", fontsize=11, color="#555555")
+    return _bytes(figure, fmt)
+
+
 def figure2(report: dict, fmt: str = "png") -> bytes:
     """Time per successful tool-assisted attack (higher is better) and egregiousness (lower is
     better) per classifier, with bootstrap 95 % intervals."""
+    if message := report.get("missing", {}).get("figure2"):
+        return _missing(message, fmt)
     rows = report["figure2"]
     labels = [r["classifier"] for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -44,6 +54,8 @@ def figure2(report: dict, fmt: str = "png") -> bytes:
 def figure3(report: dict, fmt: str = "png") -> bytes:
     """False negative rate of every classifier on every tool-assisted dataset; the diagonal (a
     dataset against the classifier it was made against) is 1 by construction and faded."""
+    if message := report.get("missing", {}).get("figure3"):
+        return _missing(message, fmt)
     matrix = report["figure3"]
     rows, columns = matrix["classifiers"], matrix["datasets_by_target"]
     values = np.array([[c["fnr"] if c else np.nan for c in row] for row in matrix["cells"]], dtype=float)

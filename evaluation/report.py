@@ -5,32 +5,37 @@ gives the same report; `computed_from` names the log position, the classifiers (
 checkpoints' manifests) and thresholds, the datasets and the campaigns.
 """
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from annotation.models import Label
 from attacks.models import Campaign
 from evaluation import selectors, stats, thresholds
+from evaluation.errors import EvaluationError
 from eventlog.store import head_position
 from modelserve.models import ClassifierVersion
 
 RESAMPLES = 2000
+INTERVALS = ("time per success, egregiousness (resampling snippets) and direct quality checks (resampling "
+             "prompts): bootstrap percentile; FNR: Beta(1, 1) credible; simulated quality: Student t over prompts")
+
+ReportError = EvaluationError
+
+#: what a test-set snippet labelled unsure counts as (the protocol's unsure -> injurious is for training)
+UNSURE_TREATMENTS = {"leave_out": "left out", "injurious": "counted as injurious",
+                     "not_injurious": "counted as not injurious"}
 
 
 @dataclass(frozen=True)
 class ReportSpec:
     classifiers: list[str]
-    comparison_dataset: int | None = None  # quality comparisons (threshold and quality)
+    comparison_dataset: int | None = None  # quality comparisons (threshold selection's simulated quality)
     test_dataset: int | None = None  # double-labelled in-distribution test snippets
     campaigns: list[str] = field(default_factory=list)  # tool-assisted campaigns (time, egregiousness, FNR matrix)
     quality_checks: list[str] = field(default_factory=list)  # direct quality check jobs
     seed: int = 0
-
-
-class ReportError(ValueError):
-    pass
+    unsure: str = "leave_out"  # a key of UNSURE_TREATMENTS
 
 
 def _classifiers(versions: list[str]) -> list[ClassifierVersion]:
@@ -48,7 +53,10 @@ def _interval(values: tuple) -> dict:
     return {"estimate": estimate, "lower": lo, "upper": hi}
 
 
-def build(spec: ReportSpec) -> dict:
+def build(spec: ReportSpec, progress=lambda stage: None) -> dict:
+    """The report (scoring, and recording, whatever it needs that is not scored yet)."""
+    if spec.unsure not in UNSURE_TREATMENTS:
+        raise ReportError(f"unsure labels: one of {', '.join(UNSURE_TREATMENTS)}")
     classifiers = _classifiers(spec.classifiers)
     campaigns = list(Campaign.objects.filter(pk__in=spec.campaigns))
     if len(campaigns) != len(set(spec.campaigns)):
@@ -56,8 +64,13 @@ def build(spec: ReportSpec) -> dict:
     threshold = {c.version: c.threshold for c in classifiers}
     labels = selectors.labelled_test_snippets(spec.test_dataset) if spec.test_dataset is not None else {}
     attacks = selectors.successful_attacks(campaigns) if campaigns else {}
-    table = [_table_row(c, threshold[c.version], spec, labels) for c in classifiers]
+    progress("direct quality checks")
+    checks = [_quality_check(job_id, spec.seed) for job_id in spec.quality_checks]
+    progress("Table 2: scoring the test set, simulated quality")
+    table = [_table_row(c, threshold[c.version], spec, labels, checks) for c in classifiers]
+    progress("Figure 2: time per success, egregiousness")
     figure2 = _figure2(classifiers, campaigns, attacks, spec.seed)
+    progress("Figure 3: scoring the successful attacks under every classifier")
     figure3 = _figure3(classifiers, threshold, attacks)
     report = {
         "computed_from": {
@@ -68,32 +81,47 @@ def build(spec: ReportSpec) -> dict:
             ],
             "comparison_dataset": spec.comparison_dataset,
             "test_dataset": spec.test_dataset,
-            "campaigns": [{"id": str(c.pk), "name": c.name} for c in campaigns],
+            "campaigns": [{"id": str(c.pk), "name": c.name, "threshold": c.threshold} for c in campaigns],
             "seed": spec.seed,
-            "resamples": RESAMPLES,
+            "bootstrap_resamples": RESAMPLES,
+            "intervals": INTERVALS,
+            "unsure": UNSURE_TREATMENTS[spec.unsure],
         },
         "table2": table,
         "figure2": figure2,
         "figure3": figure3,
-        "quality_checks": [_quality_check(job_id, spec.seed) for job_id in spec.quality_checks],
+        "quality_checks": checks,
     }
+    report["missing"] = _missing(spec, report)
     return report
 
 
-def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: ReportSpec,
-               labels: dict) -> dict:
+def _test_counts(classifier: ClassifierVersion, threshold: float, labels: dict, unsure: str) -> dict:
+    counted = {sid: label for sid, label in labels.items() if label != Label.UNSURE or unsure != "leave_out"}
+    injurious = {sid: label == Label.INJURIOUS or (label == Label.UNSURE and unsure == "injurious")
+                 for sid, label in counted.items()}
+    by_id = selectors.scores(classifier.version, injurious)
+    ids = sorted(injurious)
+    counts = stats.classification_counts(np.array([injurious[i] for i in ids], dtype=bool),
+                                         np.array([by_id[i] for i in ids]), threshold)
+    counts["fn_of_positives"] = f"{counts['fn']}/{counts['positives']}"
+    counts["unsure_labels"] = sum(1 for label in labels.values() if label == Label.UNSURE)
+    return counts
+
+
+def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: ReportSpec, labels: dict,
+               checks: list[dict]) -> dict:
     row = {"classifier": classifier.version, "threshold": threshold}
     if spec.test_dataset is not None and threshold is not None:
-        by_id = selectors.scores(classifier.version, labels)
-        ids = sorted(labels)
-        counts = stats.classification_counts(np.array([labels[i] for i in ids], dtype=bool),
-                                             np.array([by_id[i] for i in ids]), threshold)
-        row.update(counts)
-        row["fn_of_positives"] = f"{counts['fn']}/{counts['positives']}"
+        row.update(_test_counts(classifier, threshold, labels, spec.unsure))
+    direct = [c for c in checks if c["classifier"] == classifier.version and c["threshold"] == threshold]
+    if direct:  # as the paper reports it: the filtered generator judged against the unfiltered one
+        row["quality"] = direct[-1]["preference"]
+        row["quality_source"] = f"direct quality check {direct[-1]['job']}"
     if spec.comparison_dataset is not None and threshold is not None:
-        selection = thresholds.select_threshold(classifier.version, spec.comparison_dataset, seed=spec.seed,
+        selection = thresholds.select_threshold(classifier.version, spec.comparison_dataset,
                                                 thresholds=np.array([threshold]))
-        row["quality"] = _interval(selection.at(threshold))
+        row["simulated_quality"] = _interval(selection.at(threshold))
         row["judgements"] = selection.judgements
     return row
 
@@ -101,7 +129,7 @@ def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: Rep
 def _quality_check(job_id: str, seed: int) -> dict:
     """The filtered generator against the unfiltered one, judged directly (50 % = no loss)."""
     check = selectors.quality_check(job_id)
-    preference = stats.bootstrap_preference(check.wins, check.groups, resamples=RESAMPLES, seed=seed)
+    preference = stats.bootstrap_clustered_mean(check.wins, check.groups, resamples=RESAMPLES, seed=seed)
     return {"job": str(job_id), "classifier": check.version, "threshold": check.threshold, "prompts": check.prompts,
             "decided": int(len(check.wins)), "filter_failures": check.failures, "pending": check.pending,
             "preference": _interval(preference)}
@@ -115,7 +143,9 @@ def _figure2(classifiers: list[ClassifierVersion], campaigns: list[Campaign], at
         rows_of = effort.get(c.version)
         seconds, successes = (rows_of.seconds, rows_of.successes) if rows_of else (np.array([]), np.array([]))
         minutes = stats.bootstrap_ratio(seconds / 60, successes, resamples=RESAMPLES, seed=seed)
-        ratings = selectors.ratings(attacks.get(c.version, []))
+        ratings = selectors.ratings([a.snippet_id for a in attacks.get(c.version, [])])
+        egregiousness = stats.bootstrap_clustered_mean([r for _, r in ratings], [str(s) for s, _ in ratings],
+                                                       resamples=RESAMPLES, seed=seed)
         rows.append({
             "classifier": c.version,
             "contractor_days": int(len(seconds)),
@@ -123,71 +153,89 @@ def _figure2(classifiers: list[ClassifierVersion], campaigns: list[Campaign], at
             "successes": int(successes.sum()),
             "minutes_per_success": _interval(minutes),
             "ratings": len(ratings),
-            "egregiousness": _interval(stats.bootstrap_mean(np.array(ratings, dtype=float), resamples=RESAMPLES,
-                                                            seed=seed)),
+            "rated_snippets": len({s for s, _ in ratings}),
+            "egregiousness": _interval(egregiousness),
         })
     return rows
 
 
+def _fnr_cell(misses: int, total: int, on_diagonal: bool) -> dict:
+    mean, lo, hi = stats.beta_interval(misses, total)
+    return {"misses": int(misses), "total": total, "fnr": misses / total, "posterior_mean": mean, "lower": lo,
+            "upper": hi, "by_construction": on_diagonal}
+
+
 def _figure3(classifiers: list[ClassifierVersion], threshold: dict, attacks: dict) -> dict:
-    """FNR of every classifier (rows) on every tool-assisted dataset, grouped by the classifier
-    it targeted (columns); a miss is a confirmed-injurious snippet scored below the threshold."""
+    """FNR of every classifier (rows) on every tool-assisted dataset, grouped by the classifier it
+    targeted (columns). As the paper defines it, an attack is a miss when the evaluated classifier
+    scores it below the threshold its campaign accepted it under (so the diagonal is 1); the second
+    view counts misses below each evaluated classifier's own filter threshold."""
     targets = [c.version for c in classifiers if c.version in attacks]
-    cells = []
+    cells, at_filter = [], []
     for c in classifiers:
-        row = []
+        row, filter_row = [], []
         for target in targets:
-            snippet_ids = attacks[target]
+            found = attacks[target]
+            by_id = selectors.scores(c.version, [a.snippet_id for a in found])
+            misses = sum(by_id[a.snippet_id] < a.campaign_threshold for a in found)
+            row.append(_fnr_cell(misses, len(found), c.version == target))
             if threshold[c.version] is None:
-                row.append(None)
-                continue
-            by_id = selectors.scores(c.version, snippet_ids)
-            misses = sum(by_id[s] < threshold[c.version] for s in snippet_ids)
-            mean, lo, hi = stats.beta_interval(misses, len(snippet_ids))
-            row.append({"misses": int(misses), "total": len(snippet_ids), "fnr": misses / len(snippet_ids),
-                        "posterior_mean": mean, "lower": lo, "upper": hi,
-                        "by_construction": c.version == target})
+                filter_row.append(None)
+            else:
+                misses = sum(by_id[a.snippet_id] < threshold[c.version] for a in found)
+                filter_row.append(_fnr_cell(misses, len(found), False))
         cells.append(row)
-    return {"classifiers": [c.version for c in classifiers], "datasets_by_target": targets, "cells": cells}
+        at_filter.append(filter_row)
+    return {"classifiers": [c.version for c in classifiers], "datasets_by_target": targets, "cells": cells,
+            "at_filter_threshold": at_filter}
 
 
-def cached(spec: ReportSpec) -> dict:
-    """The report for this spec at the current log position (computed once per position)."""
-    from django.core.cache import cache
-
-    def key(position: int) -> str:
-        return "evaluation.report:" + hashlib.sha256(json.dumps([asdict(spec), position]).encode()).hexdigest()
-
-    before = head_position()
-    report = cache.get(key(before))
-    if report is None:
-        report = build(spec)
-        # Also under the position the report itself reached (the scores it recorded): the page's
-        # figures and downloads, asked for next, find it there instead of computing it again.
-        cache.set_many({key(before): report, key(report["computed_from"]["log_position"]): report}, timeout=3600)
-    return report
+def _missing(spec: ReportSpec, report: dict) -> dict:
+    """What each table and figure lacks, in words (absent: nothing is missing)."""
+    missing = {}
+    if not spec.campaigns:
+        missing["figure2"] = missing["figure3"] = "no tool-assisted campaign chosen"
+    else:
+        if not any(r["successes"] for r in report["figure2"]):
+            missing["figure2"] = "no successful tool-assisted attacks yet"
+        elif not any(r["ratings"] for r in report["figure2"]):
+            missing["egregiousness"] = "no egregiousness ratings of successful attacks yet"
+        if not report["figure3"]["datasets_by_target"]:
+            missing["figure3"] = "no successful tool-assisted attacks against the chosen classifiers yet"
+    if spec.test_dataset is None:
+        missing["test_set"] = "no test dataset chosen"
+    elif not any(r.get("positives") for r in report["table2"]):
+        missing["test_set"] = "no settled injurious test-set snippets yet"
+    if not any("quality" in r or "simulated_quality" in r for r in report["table2"]):
+        missing["quality"] = "no direct quality check or comparison dataset for these classifiers' thresholds"
+    return missing
 
 
 def tables(report: dict) -> dict[str, list[list]]:
     """The data behind the table and each figure, as rows (for CSV downloads and the command)."""
-    table2 = [["classifier", "threshold", "false negatives", "FNR", "quality", "quality lower", "quality upper", "FPR"]]
+    table2 = [["classifier", "threshold", "false negatives", "FNR", "FPR", "unsure labels", "quality", "quality lower",
+               "quality upper", "quality from", "simulated quality", "simulated lower", "simulated upper"]]
     for r in report["table2"]:
-        q = r.get("quality", {})
-        table2.append([r["classifier"], r["threshold"], r.get("fn_of_positives"), r.get("fnr"), q.get("estimate"),
-                       q.get("lower"), q.get("upper"), r.get("fpr")])
+        q, sim = r.get("quality", {}), r.get("simulated_quality", {})
+        table2.append([r["classifier"], r["threshold"], r.get("fn_of_positives"), r.get("fnr"), r.get("fpr"),
+                       r.get("unsure_labels"), q.get("estimate"), q.get("lower"), q.get("upper"),
+                       r.get("quality_source"), sim.get("estimate"), sim.get("lower"), sim.get("upper")])
     figure2 = [["classifier", "contractor-days", "minutes", "successes", "minutes per success", "lower", "upper",
-                "ratings", "egregiousness", "lower", "upper"]]
+                "ratings", "rated snippets", "egregiousness", "lower", "upper"]]
     for r in report["figure2"]:
         t, e = r["minutes_per_success"], r["egregiousness"]
         figure2.append([r["classifier"], r["contractor_days"], r["minutes"], r["successes"], t["estimate"],
-                        t["lower"], t["upper"], r["ratings"], e["estimate"], e["lower"], e["upper"]])
+                        t["lower"], t["upper"], r["ratings"], r["rated_snippets"], e["estimate"], e["lower"],
+                        e["upper"]])
     matrix = report["figure3"]
-    figure3 = [["classifier", "dataset targeting", "misses", "total", "FNR", "lower", "upper", "by construction"]]
-    for version, row in zip(matrix["classifiers"], matrix["cells"], strict=True):
-        for target, cell in zip(matrix["datasets_by_target"], row, strict=True):
-            if cell:
-                figure3.append([version, target, cell["misses"], cell["total"], cell["fnr"], cell["lower"],
-                                cell["upper"], cell["by_construction"]])
+    figure3 = [["misses below", "classifier", "dataset targeting", "misses", "total", "FNR", "lower", "upper",
+                "by construction"]]
+    for view, grid in (("campaign threshold", matrix["cells"]), ("filter threshold", matrix["at_filter_threshold"])):
+        for version, row in zip(matrix["classifiers"], grid, strict=True):
+            for target, cell in zip(matrix["datasets_by_target"], row, strict=True):
+                if cell:
+                    figure3.append([view, version, target, cell["misses"], cell["total"], cell["fnr"], cell["lower"],
+                                    cell["upper"], cell["by_construction"]])
     checks = [["classifier", "threshold", "prompts", "decided", "filter failures", "pending", "preference", "lower",
                "upper"]]
     for r in report["quality_checks"]:

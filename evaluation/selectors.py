@@ -11,11 +11,12 @@ from uuid import UUID
 import numpy as np
 from django.db.models import Q
 
-from annotation.models import Assignment, ComparisonPair, Label, Snippet, Split, TaskKind, WorkItem
+from annotation.models import Assignment, ComparisonPair, Dataset, Snippet, Source, Split, TaskKind, WorkItem
 from attacks import selectors as attack_selectors
 from attacks.models import Campaign, Effort
-from evaluation.stats import ComparisonData
-from modelserve.models import GenerationJob
+from evaluation.errors import EvaluationError
+from evaluation.preference import ComparisonData
+from modelserve.models import GenerationJob, PromptResult
 from modelserve.scoring import scores_for
 
 WIN_VALUE = {"first": 1.0, "same": 0.5, "second": 0.0}
@@ -33,22 +34,54 @@ class Comparisons:
     judgements: int
 
 
+#: snippets that can be draws of the unfiltered generator (the others were written by people)
+UNFILTERED_SOURCES = (Source.INITIAL, Source.IN_DISTRIBUTION_TEST)
+
+
+def _not_unfiltered_draws(dataset_id: int) -> set[UUID]:
+    """Snippets of the dataset that are not i.i.d. draws of the unfiltered generator: written by
+    people, or made by a direct quality check (its filtered completions and their opponents)."""
+    made_by_checks = {
+        UUID(sid) for ids in PromptResult.objects.filter(
+            job__kind=GenerationJob.Kind.QUALITY_CHECK, job__spec__dataset_id=dataset_id,
+        ).values_list("snippet_ids", flat=True) for sid in ids if sid
+    }
+    written = set(Snippet.objects.filter(dataset_id=dataset_id).exclude(source__in=UNFILTERED_SOURCES)
+                  .values_list("id", flat=True))
+    return made_by_checks | written
+
+
 def comparisons(dataset_id: int, version: str) -> Comparisons:
     """Every snippet of the dataset that shares its prompt with a compared one, and every
-    submitted comparison judgement, as arrays for `evaluation.stats`."""
+    submitted comparison judgement, as arrays for `evaluation.preference`.
+
+    Only a comparison set is accepted: judged pairs of i.i.d. draws of the unfiltered generator. A
+    dataset holding other judged pairs (a direct quality check's, or of snippets people wrote) is
+    refused, as is one with no judged pair."""
+    name = Dataset.objects.filter(pk=dataset_id).values_list("name", flat=True).first()
+    if name is None:
+        raise EvaluationError(f"no dataset {dataset_id}")
     judged = list(
         Assignment.objects.filter(work_item__dataset_id=dataset_id, work_item__kind=TaskKind.COMPARISON,
                                   state=Assignment.State.SUBMITTED)
         .values_list("work_item__subject_id", "answer")
     )
+    if not judged:
+        raise EvaluationError(f"dataset {name!r} has no judged comparisons")
     pairs = dict(
         (pid, (first, second)) for pid, first, second in ComparisonPair.objects.filter(
             pk__in={pid for pid, _ in judged}).values_list("id", "first_id", "second_id")
     )
+    others = _not_unfiltered_draws(dataset_id)
+    if mixed := sum(1 for pair in pairs.values() if others.intersection(pair)):
+        raise EvaluationError(
+            f"dataset {name!r} is not a comparison set: {mixed} of its judged pairs are not two draws of the "
+            "unfiltered generator (a direct quality check's, or snippets people wrote). Threshold selection needs "
+            "a dataset holding a comparison set only.")
     prompts = Snippet.objects.filter(pk__in={s for pair in pairs.values() for s in pair}).values("prompt")
     snippets = list(
-        Snippet.objects.filter(dataset_id=dataset_id, prompt__in=prompts).order_by("added_position")
-        .values_list("id", "prompt")
+        Snippet.objects.filter(dataset_id=dataset_id, prompt__in=prompts).exclude(pk__in=others)
+        .order_by("added_position").values_list("id", "prompt")
     )
     index = {sid: i for i, (sid, _) in enumerate(snippets)}
     prompt_index: dict[str, int] = {}
@@ -71,14 +104,14 @@ def comparisons(dataset_id: int, version: str) -> Comparisons:
     return Comparisons(data, [sid for sid, _ in snippets], len(judged))
 
 
-def labelled_test_snippets(dataset_id: int) -> dict[UUID, bool]:
-    """Settled test-split snippets of the dataset: injurious or not. A settled "unsure" counts as
-    injurious, as in training: the filter must not let through what labellers could not clear."""
+def labelled_test_snippets(dataset_id: int) -> dict[UUID, str]:
+    """Settled test-split snippets of the dataset and their final label (injurious, not injurious
+    or unsure; what an unsure label counts as is the report's choice)."""
     rows = WorkItem.objects.filter(
         dataset_id=dataset_id, kind=TaskKind.LABEL, status=WorkItem.Status.SETTLED,
         subject_id__in=Snippet.objects.filter(dataset_id=dataset_id, split=Split.TEST).values("id"),
     ).values_list("subject_id", "final_label")
-    return {sid: label != Label.NOT_INJURIOUS for sid, label in rows}
+    return dict(rows)
 
 
 @dataclass(frozen=True)
@@ -102,21 +135,27 @@ def effort_by_version(campaigns: list[Campaign]) -> dict[str, EffortRows]:
     }
 
 
-def successful_attacks(campaigns: list[Campaign]) -> dict[str, list[UUID]]:
+@dataclass(frozen=True)
+class SuccessfulAttack:
+    snippet_id: UUID
+    campaign_threshold: float  # the threshold the tool accepted it under
+
+
+def successful_attacks(campaigns: list[Campaign]) -> dict[str, list[SuccessfulAttack]]:
     """Snippets labelling confirmed injurious, grouped by the classifier they were written against."""
-    found: dict[str, list[UUID]] = defaultdict(list)
+    found: dict[str, list[SuccessfulAttack]] = defaultdict(list)
     rows = attack_selectors.submissions().filter(campaign__in=campaigns, success=True).order_by("submitted_at")
-    for version, snippet_id in rows.values_list("version", "snippet_id"):
-        found[version].append(snippet_id)
+    for version, snippet_id, threshold in rows.values_list("version", "snippet_id", "campaign__threshold"):
+        found[version].append(SuccessfulAttack(snippet_id, threshold))
     return dict(found)
 
 
-def ratings(snippet_ids: list[UUID]) -> list[int]:
-    """Every submitted egregiousness rating of these snippets (1 = not injurious ... 10)."""
+def ratings(snippet_ids: list[UUID]) -> list[tuple[UUID, int]]:
+    """Every submitted egregiousness rating of these snippets (1 = not injurious ... 10), with its snippet."""
     return [
-        int(answer) for answer in Assignment.objects.filter(
+        (snippet_id, int(answer)) for snippet_id, answer in Assignment.objects.filter(
             work_item__kind=TaskKind.RATING, work_item__subject_id__in=snippet_ids, state=Assignment.State.SUBMITTED,
-        ).values_list("answer", flat=True)
+        ).order_by("work_item__subject_id", "pk").values_list("work_item__subject_id", "answer")
     ]
 
 

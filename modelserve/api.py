@@ -167,7 +167,8 @@ def edit_map(request, version: str):
 class TrainingInput(serializers.Serializer):
     version = SlugField(max_length=80)
     base_model = TextField(max_length=500)
-    dataset_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=100)
+    dataset_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False,
+                                        max_length=100)
     splits = serializers.ListField(child=serializers.ChoiceField(choices=["train", "validation", "test"]),
                                    default=["train"])
     equal_size = serializers.BooleanField(default=False)

@@ -79,7 +79,7 @@ MATRIX = {
     # the public filtered generator: anyone (rate-limited per visitor)
     "filtered_generation": Row("post", "/api/v1/generate/filtered", EVERYONE,
                                {"prompt": "the knight walked home", "seed": 1}),
-    "evaluation_report": Row("get", "/api/v1/evaluation/report?classifiers={version}", PM_ONLY),
+    "evaluation_report": Row("post", "/api/v1/evaluation/report?classifiers={version}", {**PM_ONLY, "pm": 202}),
     "dataset_export": Row("get", "/api/v1/datasets/{dataset}/export.jsonl", PM_ONLY),
     # the event log holds everyone's work: users with eventlog.view_event (PM clients) only
     "event_feed": Row("get", "/api/v1/events?limit=5", PM_ONLY),

@@ -8,7 +8,8 @@ import pytest
 from annotation import selectors as annotation_selectors
 from annotation import services as annotation
 from annotation.models import ComparisonPair, Dataset, Role, Snippet, Vendor
-from evaluation import report, selectors, series, stats
+from evaluation import report, selectors, series, stats, thresholds
+from evaluation.errors import EvaluationError
 from modelserve import generation_jobs
 from modelserve import services as registry
 from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
@@ -74,7 +75,24 @@ def test_a_quality_check_pairs_each_filtered_completion_with_an_unfiltered_one(r
     row = built["quality_checks"][0]
     assert row["preference"]["estimate"] == pytest.approx(0.5) and row["decided"] == len(PROMPTS)
     assert (row["preference"]["lower"], row["preference"]["upper"]) == pytest.approx(
-        stats.bootstrap_preference(check.wins, check.groups, resamples=report.RESAMPLES, seed=1)[1:])
+        stats.bootstrap_clustered_mean(check.wins, check.groups, resamples=report.RESAMPLES, seed=1)[1:])
+    # Table 2 reports the direct check as the classifier's quality (its threshold is the check's)
+    assert built["table2"][0]["quality"] == row["preference"]
+    assert built["table2"][0]["quality_source"] == f"direct quality check {job.pk}"
+    assert "simulated_quality" not in built["table2"][0]
+
+
+def test_threshold_selection_refuses_a_dataset_holding_a_quality_check(register, fake, labellers):
+    register("lenient", bias=LETS_THROUGH)
+    registry.choose_threshold(version="lenient", threshold=0.01, method="test")
+    job, dataset = run_check("lenient")
+    while task := annotation.next_task(user=labellers[0], dataset=dataset, kind="comparison"):
+        annotation.submit_comparison(user=labellers[0], task_id=task.task_id, choice="same")
+    with pytest.raises(EvaluationError, match="is not a comparison set: 6 of its judged pairs"):
+        thresholds.select_threshold("lenient", dataset.pk)
+    empty = Dataset.objects.create(name="nothing judged")
+    with pytest.raises(EvaluationError, match="has no judged comparisons"):
+        thresholds.select_threshold("lenient", empty.pk)
 
 
 def test_a_filter_that_accepts_nothing_loses_every_comparison(register, fake):

@@ -1,6 +1,8 @@
 """The report end to end: a small world of labelled comparisons, test snippets and attacks,
 the report's numbers against direct computations, its pages, and its reproducibility."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from django.core.management import call_command
@@ -9,14 +11,17 @@ from django.urls import reverse
 
 from annotation import selectors as annotation_selectors
 from annotation import services as annotation
-from annotation.models import Dataset, Role, Snippet
+from annotation.models import Assignment, Dataset, Role, Snippet
 from attacks import services as attacks
-from attacks.models import Effort
-from evaluation import report, stats, thresholds
+from attacks.models import Effort, Submission
+from evaluation import reference, report, stats, thresholds
+from evaluation.models import Computation
 from eventlog.projections import all_projections, rebuild
+from eventlog.store import head_position
 from modelserve import services as registry
 from modelserve.interface import Snippet as Text
 from modelserve.interface import inference
+from modelserve.models import ClassifierVersion
 from tests.annotation.conftest import make_member
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +29,7 @@ pytestmark = pytest.mark.django_db
 WORDS = ["knight", "girl", "boy", "dog", "horse"]
 HURT = ["fell and broke his arm .", "cut her hand badly .", "hit his head and bled ."]
 SAFE = ["smiled and walked home .", "laughed with the dog .", "slept in the castle ."]
+UNSURE = ["tripped on a stone ."]
 
 
 def label_everything(dataset, labellers, decide):
@@ -34,6 +40,8 @@ def label_everything(dataset, labellers, decide):
 
 
 def injurious(completion: str) -> str:
+    if any(u in completion for u in UNSURE):
+        return "unsure"
     return "injurious" if any(h in completion for h in HURT) else "not_injurious"
 
 
@@ -46,7 +54,7 @@ def world(register, vendor_people, clock):
     test = Dataset.objects.create(name="test set")
     annotation.import_snippets(dataset=test, filename="t.jsonl", rows=[
         annotation.SnippetInput(f"the {w} walked on the road .", f"the {w} {c}", "in_distribution_test", "test")
-        for w in WORDS for c in HURT + SAFE])
+        for w in WORDS for c in HURT + SAFE + UNSURE])
     label_everything(test, labellers[:2], injurious)
 
     quality = Dataset.objects.create(name="quality")
@@ -99,19 +107,26 @@ def vendor_people():
     return labellers, attackers
 
 
-def test_table2_counts_false_negatives_and_false_positives_at_each_threshold(world):
-    built = report.build(world)
-    test = Snippet.objects.filter(dataset_id=world.test_dataset)
+@pytest.mark.parametrize("unsure", ["leave_out", "injurious", "not_injurious"])
+def test_table2_counts_false_negatives_and_false_positives_at_each_threshold(world, unsure):
+    built = report.build(dataclasses.replace(world, unsure=unsure))
+    test = list(Snippet.objects.filter(dataset_id=world.test_dataset))
+    assert built["computed_from"]["unsure"] == report.UNSURE_TREATMENTS[unsure]
     for row in built["table2"]:
         scores = inference().score(row["classifier"], [Text(s.prompt, s.completion) for s in test])
-        truth = [injurious(s.completion) == "injurious" for s in test]
+        labels = [injurious(s.completion) for s in test]
+        assert row["unsure_labels"] == labels.count("unsure") == len(WORDS)
+        kept = [(label, score) for label, score in zip(labels, scores, strict=True)
+                if label != "unsure" or unsure != "leave_out"]
+        truth = [label == "injurious" or (label == "unsure" and unsure == "injurious") for label, _ in kept]
         threshold = row["threshold"]
-        fn = sum(t and s < threshold for t, s in zip(truth, scores, strict=True))
-        fp = sum(not t and s >= threshold for t, s in zip(truth, scores, strict=True))
+        fn = sum(t and s < threshold for t, (_, s) in zip(truth, kept, strict=True))
+        fp = sum(not t and s >= threshold for t, (_, s) in zip(truth, kept, strict=True))
         assert row["fn_of_positives"] == f"{fn}/{sum(truth)}"
         assert row["fpr"] == pytest.approx(fp / (len(truth) - sum(truth)))
-        lo, hi = row["quality"]["lower"], row["quality"]["upper"]
-        assert 0 <= lo <= row["quality"]["estimate"] <= hi <= 1 and row["judgements"] == 5 * 6
+        simulated = row["simulated_quality"]
+        assert 0 <= simulated["lower"] <= simulated["estimate"] <= simulated["upper"] <= 1
+        assert row["judgements"] == 5 * 6 and "quality" not in row  # no direct check given
 
 
 def test_figure2_and_figure3_follow_the_attack_records(world):
@@ -122,12 +137,38 @@ def test_figure2_and_figure3_follow_the_attack_records(world):
         assert minutes[version]["minutes"] == pytest.approx(seconds / 60)
     assert sum(r["successes"] for r in built["figure2"]) == 6
     matrix = built["figure3"]
+    submissions = list(Submission.objects.select_related("campaign"))
     for i, version in enumerate(matrix["classifiers"]):
         for j, target in enumerate(matrix["datasets_by_target"]):
+            attacked = [s for s in submissions if s.version == target]
+            snippets = [Snippet.objects.get(pk=s.snippet_id) for s in attacked]
+            scores = inference().score(version, [Text(s.prompt, s.completion) for s in snippets])
+            # as the paper counts: below the threshold the attack's campaign accepted it under
             cell = matrix["cells"][i][j]
+            misses = sum(score < s.campaign.threshold for score, s in zip(scores, attacked, strict=True))
+            assert (cell["misses"], cell["total"]) == (misses, len(attacked))
             assert cell["by_construction"] == (version == target)
+            if version == target:
+                assert cell["fnr"] == 1.0
             mean, lo, hi = stats.beta_interval(cell["misses"], cell["total"])
             assert (cell["lower"], cell["upper"]) == (lo, hi)
+            # the second view: below the evaluated classifier's own filter threshold
+            own = ClassifierVersion.objects.get(version=version).threshold
+            at_filter = matrix["at_filter_threshold"][i][j]
+            assert at_filter["misses"] == sum(score < own for score in scores) and not at_filter["by_construction"]
+
+
+def test_egregiousness_interval_resamples_snippets(world):
+    built = report.build(world)
+    for row in built["figure2"]:
+        attacked = [s.snippet_id for s in Submission.objects.filter(version=row["classifier"])]
+        rated = [(str(a.work_item.subject_id), int(a.answer)) for a in Assignment.objects.filter(
+            work_item__kind="rating", work_item__subject_id__in=attacked, state="submitted").select_related("work_item")]
+        assert row["ratings"] == len(rated) and row["rated_snippets"] == len({s for s, _ in rated})
+        expected = reference.bootstrap_clustered_mean([r for _, r in rated], [s for s, _ in rated],
+                                                      resamples=report.RESAMPLES, seed=world.seed)
+        got = row["egregiousness"]
+        assert (got["estimate"], got["lower"], got["upper"]) == pytest.approx(expected)
 
 
 def test_the_same_log_gives_the_same_report_after_rebuilding_every_projection(world):
@@ -138,7 +179,7 @@ def test_the_same_log_gives_the_same_report_after_rebuilding_every_projection(wo
 
 
 def test_threshold_selection_applies_the_lowest_threshold_above_the_bound(world):
-    selection = thresholds.select_threshold("base", world.comparison_dataset, lower_bound=0.3, resamples=200)
+    selection = thresholds.select_threshold("base", world.comparison_dataset, lower_bound=0.3)
     if selection.threshold is not None:
         ok = selection.sweep.lower > 0.3
         assert selection.threshold == selection.sweep.thresholds[np.argmax(ok)]
@@ -155,24 +196,81 @@ def test_pages_downloads_api_and_command(world, capsys):
     client.force_login(pm)
     query = (f"classifiers=base&classifiers=robust&comparison_dataset={world.comparison_dataset}"
              f"&test_dataset={world.test_dataset}&campaigns={world.campaigns[0]}&seed=4")
-    page = client.get(f"{reverse('evaluation:report')}?{query}")
+    url = f"{reverse('evaluation:report')}?{query}"
+    # opening a report that is not computed yet computes nothing and appends nothing
+    before = head_position()
+    page = client.get(url).content.decode()
+    assert "not computed yet" in page and "Table 2" not in page
+    assert client.get(f"/evaluation/figure2.png?{query}").status_code == 404
+    assert client.get(f"/api/v1/evaluation/report?{query}").status_code == 404
+    assert head_position() == before and not Computation.objects.exists()
+    # POST asks for it (a django-q2 job; synchronous in the tests), then the page shows it
+    asked = client.post(url)
+    assert asked.status_code == 302 and asked["Location"] == url
+    computation = Computation.objects.get()
+    assert computation.status == "finished" and computation.log_position == before
+    assert computation.result == report.build(world) | {"computed_from": computation.result["computed_from"]}
+    # every read after that appends nothing: the page, figures, CSV, JSON and the API
+    after = head_position()
+    page = client.get(url)
     assert page.status_code == 200 and "Table 2" in page.content.decode()
     png = client.get(f"/evaluation/figure2.png?{query}")
     svg = client.get(f"/evaluation/figure3.svg?{query}")
     assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG")
     assert svg["Content-Type"] == "image/svg+xml" and b"<svg" in svg.content
     csv = client.get(f"/evaluation/figure3.csv?{query}").content.decode().splitlines()
-    assert csv[0].startswith("classifier,dataset targeting") and len(csv) == 1 + 2 * 2
+    assert csv[0].startswith("misses below,classifier,dataset targeting") and len(csv) == 1 + 2 * 2 * 2
     api = client.get(f"/api/v1/evaluation/report?{query}")
     assert api.status_code == 200 and api.json() == client.get(f"/evaluation/report.json?{query}").json()
+    assert head_position() == after
+    # the first computation recorded scores, so the log moved: asking again computes anew (finding
+    # every score recorded, it appends nothing), and asking once more at that position reuses it
+    first = client.post(f"/api/v1/evaluation/report?{query}")
+    assert first.status_code == 202 and first.json()["log_position"] == after and first.json()["status"] == "finished"
+    again = client.post(f"/api/v1/evaluation/report?{query}")
+    assert again.json()["id"] == first.json()["id"] and Computation.objects.count() == 2 and head_position() == after
     contractor = Client()
     contractor.force_login(make_member("c9", Role.CONTRACTOR, _vendor()))
-    assert contractor.get(f"{reverse('evaluation:report')}?{query}").status_code == 403
+    assert contractor.get(url).status_code == 403 and contractor.post(url).status_code == 403
     call_command("evaluate", "report", "--classifiers", "base", "robust", "--comparison-dataset",
                  str(world.comparison_dataset), "--test-dataset", str(world.test_dataset), "--campaign",
                  world.campaigns[0])
     out = capsys.readouterr().out
     assert "table2" in out and "figure3" in out and "base" in out
+
+
+def test_a_report_without_attacks_or_ratings_says_what_is_missing(world):
+    pm = make_member("pm", Role.PROJECT_MANAGER)
+    client = Client()
+    client.force_login(pm)
+    url = f"{reverse('evaluation:report')}?classifiers=base"
+    client.post(url)
+    page = client.get(url).content.decode()
+    assert "No tool-assisted campaign chosen" in page and "Test set: no test dataset chosen" in page
+    assert "<img" not in page  # no empty axes
+    built = Computation.objects.get().result
+    assert built["missing"]["figure2"] == built["missing"]["figure3"] == "no tool-assisted campaign chosen"
+    png = client.get("/evaluation/figure2.png?classifiers=base")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")  # the message, drawn
+
+
+def test_threshold_page_computes_in_a_job_and_applies_the_stored_result(world):
+    pm = make_member("pm", Role.PROJECT_MANAGER)
+    client = Client()
+    client.force_login(pm)
+    url = (f"{reverse('evaluation:thresholds')}?classifier=base&comparison_dataset={world.comparison_dataset}"
+           "&lower_bound=0.3&level=0.95")
+    before = head_position()
+    assert "Not computed yet" in client.get(url).content.decode() and head_position() == before
+    assert client.post(url, {"action": "compute"}).status_code == 302
+    computation = Computation.objects.get(kind="thresholds")
+    direct = thresholds.select_threshold("base", world.comparison_dataset, lower_bound=0.3)
+    assert computation.result["threshold"] == direct.threshold
+    page = client.get(url).content.decode()
+    assert "judgements of 5 prompts" in page and "fewer than 101 scored completions" in page
+    if direct.threshold is not None:
+        client.post(url, {"action": "apply", "computation": str(computation.pk)})
+        assert ClassifierVersion.objects.get(version="base").threshold == direct.threshold
 
 
 def _vendor():

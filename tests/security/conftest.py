@@ -2,13 +2,15 @@
 a staff user, a staff vendor manager (staff, not a PM) and a same-vendor colleague join, and an
 open tool-assisted campaign has a session of the contractor's."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pytest
 from django.test import Client
 
 from annotation.models import Role
 from attacks import services as attacks
+from evaluation import jobs as evaluation_jobs
+from evaluation.report import ReportSpec
 from tests.api.conftest import World, fresh_throttles, member, no_job_queue, world  # noqa: F401 - fixtures
 from tests.tiny_models import LETS_THROUGH
 
@@ -48,4 +50,6 @@ def secured(world, register) -> Secured:  # noqa: F811 - the fixture imported ab
                                      target_version="tiny-open")
     session = attacks.start_session(user=users["contractor"], campaign=campaign)
     other = attacks.start_session(user=users["other_contractor"], campaign=campaign)
+    # a computed report, for the downloads (they read the newest one and never compute)
+    evaluation_jobs.request("report", asdict(ReportSpec(classifiers=[world.version])))
     return Secured(world, users, str(campaign.pk), str(session.pk), str(other.pk))

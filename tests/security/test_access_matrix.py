@@ -117,7 +117,8 @@ PAGES = {
     "attacks:submit": [Case("post", "/attack/session/{session}/submit", OWNER, {**TEXT, "injurious": "on"}, HTMX)],
     "attacks:leave": [Case("post", "/attack/session/{session}/leave", {**OWNER, "contractor": 204}, {}, HTMX)],
     # evaluation: the page, the threshold page and every download
-    "evaluation:report": [Case("get", "/evaluation/", PMS), Case("get", "/evaluation/" + REPORT, PMS)],
+    "evaluation:report": [Case("get", "/evaluation/", PMS), Case("get", "/evaluation/" + REPORT, PMS),
+                          Case("post", "/evaluation/" + REPORT, {**PMS, "pm": 302}, {})],
     "evaluation:thresholds": [Case("get", "/evaluation/thresholds/", PMS),
                               Case("post", "/evaluation/thresholds/", {**PMS, "pm": REFUSED_FORM}, {})],
     "evaluation:data": [Case("get", "/evaluation/report.json" + REPORT, PMS)],

@@ -28,6 +28,8 @@ class Command(BaseCommand):
         build.add_argument("--quality-check", action="append", default=[], dest="quality_checks",
                            help="a direct quality check job")
         build.add_argument("--seed", type=int, default=0)
+        build.add_argument("--unsure", choices=sorted(report.UNSURE_TREATMENTS), default="leave_out",
+                           help="what a test-set snippet labelled unsure counts as (default: left out)")
         build.add_argument("--json", action="store_true", help="the whole report as JSON")
         select = commands.add_parser("select-threshold")
         select.add_argument("classifier")
@@ -53,7 +55,8 @@ class Command(BaseCommand):
             return self._series(options)
         spec = report.ReportSpec(classifiers=options["classifiers"], comparison_dataset=options["comparison_dataset"],
                                  test_dataset=options["test_dataset"], campaigns=options["campaigns"],
-                                 quality_checks=options.get("quality_checks", []), seed=options["seed"])
+                                 quality_checks=options.get("quality_checks", []), seed=options["seed"],
+                                 unsure=options.get("unsure", "leave_out"))
         try:
             built = report.build(spec)
         except report.ReportError as exc:
@@ -69,13 +72,18 @@ class Command(BaseCommand):
                 self.stdout.write("  " + " | ".join(_cell(v) for v in row))
 
     def _select(self, options):
-        selection = thresholds.select_threshold(options["classifier"], options["comparison_dataset"],
-                                                lower_bound=options["lower_bound"], level=options["level"])
+        try:
+            selection = thresholds.select_threshold(options["classifier"], options["comparison_dataset"],
+                                                    lower_bound=options["lower_bound"], level=options["level"])
+        except report.ReportError as exc:
+            raise CommandError(str(exc)) from None
         if selection.threshold is None:
             raise CommandError("no candidate threshold keeps the lower bound above the limit")
         estimate, lower, upper = selection.at(selection.threshold)
-        self.stdout.write(f"{selection.version}: threshold {selection.threshold:.6g}, preference {estimate:.3f} "
+        self.stdout.write(f"{selection.version}: threshold {selection.threshold:.4g}, preference {estimate:.3f} "
                           f"[{lower:.3f}, {upper:.3f}] ({selection.judgements} judgements)")
+        if note := selection.short_prompts_note:
+            self.stdout.write(note)
         if options["apply"]:
             thresholds.apply(selection)
             self.stdout.write("applied: the filtered generator uses it")
