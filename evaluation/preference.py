@@ -49,10 +49,19 @@ Estimating ``m`` from the same data adds a bias of order ``1 / P`` (its coeffici
 ``S_hat_p - g_hat (A_i + A_j) / 2``, has expectation 0). ``Q_hat`` is the mean of ``Q_hat_p`` over
 the prompts with at least one judged pair, every prompt weighing the same.
 
-The interval: ``Q_hat`` is a mean of independent per-prompt values, so its standard error is
-their standard deviation over ``sqrt(P)`` and the interval is Student's t with ``P - 1`` degrees of
-freedom (``m_hat``'s own uncertainty enters only at second order, by the same argument), clipped to
-[0, 1]. Its coverage is shown by simulation (`evaluation.simulation`, BENCHMARKS.md).
+The interval: ``Q_hat`` is a mean of independent per-prompt values plus ``m_hat``'s effect, so its
+standard error comes from the linearised per-prompt values (the delta method)
+
+    psi_p = Q_hat_p + A (W_p - m_hat N_p) / mean_p N_p,   A = mean_p (S_hat_p - G_p),
+
+``W_p``, ``N_p`` the prompt's sums of ``w A_i + (1 - w) A_j`` and ``A_i + A_j``, ``G_p`` its mean of
+``g_hat (A_i + A_j) / 2``: their standard deviation over ``sqrt(P)``, and the interval is Student's
+t with ``P - 1`` degrees of freedom. ``A`` has expectation 0, so with plenty of data ``m_hat``'s
+term vanishes; where few sides are accepted it does not, and it widens the interval. With very few
+accepted sides the spread of their win values says little, so `choose_threshold` ignores
+thresholds with fewer than `MIN_ACCEPTED_SIDES` of them. Estimate and interval are clipped to
+[0, 1] (the unclipped mean is the unbiased one; clipping acts only on data too thin to trust).
+Coverage is shown by simulation (`evaluation.simulation`, BENCHMARKS.md).
 
 Prompts with fewer than ``M + 1`` completions
 ---------------------------------------------
@@ -85,6 +94,9 @@ RHO_RANGE = (1e-4, 0.99)
 #: rho where spread across prompts cannot be told from binomial noise (one prompt, or one
 #: completion a prompt): a prior worth one completion at the pooled rate
 NO_INFORMATION_RHO = 0.5
+#: a threshold is chosen only where at least this many judged sides are accepted: below that the
+#: interval's standard error, estimated from those few win values, cannot be trusted
+MIN_ACCEPTED_SIDES = 20
 #: pairs x thresholds arrays are built in blocks of thresholds of at most this many cells
 BLOCK_CELLS = 1 << 21
 
@@ -113,6 +125,7 @@ class Sweep:
     prompts: int  # prompts with at least one judged pair (the others are left out)
     short_prompts: int  # of those, with fewer than max_attempts + 1 completions (the fitted prior fills in)
     judgements: int
+    accepted_sides: np.ndarray  # per threshold: judged sides scoring below it (what m_hat rests on)
 
 
 def _validated(data: ComparisonData):
@@ -262,6 +275,8 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
     alpha, beta = beta_prior(below, total)
     survival = _survival(below, total, alpha, beta, M)
     per_prompt = survival.copy()  # S_hat_p, then Q_hat_p
+    influence = np.zeros((P, K))  # each prompt's linearised contribution through m_hat
+    accepted_sides = np.zeros(K)
 
     by_prompt = np.argsort(prompt_of[first], kind="stable")  # pairs grouped by prompt, for reduceat
     first, second, win = first[by_prompt], second[by_prompt], win[by_prompt][:, None]
@@ -277,8 +292,9 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
         A_j = bins[second][:, None] <= k
         sides = A_i.astype(np.float64) + A_j
         twice_b = win * A_i + (1 - win) * A_j
-        accepted_sides = sides.sum(axis=0)
-        m_hat = np.divide(twice_b.sum(axis=0), accepted_sides, out=np.full(k.size, 0.5), where=accepted_sides > 0)
+        accepted_sides[k] = sides.sum(axis=0)
+        m_hat = np.divide(twice_b.sum(axis=0), accepted_sides[k], out=np.full(k.size, 0.5),
+                          where=accepted_sides[k] > 0)
         r = L[:, None] - (below[pair_prompt][:, k] - sides).astype(np.int64)
         g_hat = np.empty(r.shape)
         for size, table in tables.items():
@@ -287,12 +303,18 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
         shape = r.shape
         g_hat += _tail(np.broadcast_to(alpha[k], shape), np.broadcast_to(beta[k], shape),
                        np.broadcast_to(L[:, None], shape), r, M)
-        correction = np.add.reduceat(g_hat * (twice_b - m_hat * sides) / 2, starts, axis=0) / pairs_of
-        per_prompt[:, k] = m_hat * per_prompt[:, k] + correction
+        weighted_b = np.add.reduceat(g_hat * twice_b / 2, starts, axis=0) / pairs_of
+        weighted_a = np.add.reduceat(g_hat * sides / 2, starts, axis=0) / pairs_of  # G_p
+        slope = (per_prompt[:, k] - weighted_a).mean(axis=0)  # dQ_hat / dm_hat
+        residual = np.add.reduceat(twice_b - m_hat * sides, starts, axis=0)  # W_p - m_hat N_p
+        mean_sides = np.maximum(accepted_sides[k] / P, 1e-300)
+        influence[:, k] = slope * residual / mean_sides
+        per_prompt[:, k] = m_hat * (per_prompt[:, k] - weighted_a) + weighted_b
 
     failure = 1.0 - survival.mean(axis=0)
-    estimate = per_prompt.mean(axis=0) + 0.0  # no -0.0
-    se = per_prompt.std(axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(K, np.inf)
+    estimate = np.clip(per_prompt.mean(axis=0), 0.0, 1.0) + 0.0  # no -0.0
+    linearised = per_prompt + influence
+    se = linearised.std(axis=0, ddof=1) / np.sqrt(P) if P > 1 else np.full(K, np.inf)
     half = scipy_stats.t.ppf((1 + level) / 2, max(P - 1, 1)) * se
     with np.errstate(invalid="ignore"):
         lower, upper = np.clip(estimate - half, 0, 1), np.clip(estimate + half, 0, 1)
@@ -305,6 +327,7 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
     return Sweep(
         thresholds=t, preference=unsort(estimate), lower=unsort(lower), upper=unsort(upper),
         standard_error=unsort(se), acceptance=unsort(below.sum(axis=0) / total.sum()), failure=unsort(failure),
+        accepted_sides=unsort(accepted_sides),
         level=level, max_attempts=M, prompts=P, short_prompts=int((total < M + 1).sum()),
         judgements=int(first.size),
     )
@@ -315,9 +338,11 @@ def preference_curve(data: ComparisonData, thresholds, *, max_attempts: int = 10
     return preference_sweep(data, thresholds, max_attempts=max_attempts).preference
 
 
-def choose_threshold(sweep: Sweep, *, lower_bound: float = 0.48) -> float | None:
-    """The lowest threshold whose interval's lower bound is above ``lower_bound`` (None if there is none)."""
-    ok = np.asarray(sweep.lower) > lower_bound
+def choose_threshold(sweep: Sweep, *, lower_bound: float = 0.48,
+                     min_accepted_sides: int = MIN_ACCEPTED_SIDES) -> float | None:
+    """The lowest threshold whose interval's lower bound is above ``lower_bound`` and whose estimate
+    rests on at least ``min_accepted_sides`` accepted judged sides (None if there is none)."""
+    ok = (np.asarray(sweep.lower) > lower_bound) & (np.asarray(sweep.accepted_sides) >= min_accepted_sides)
     if not ok.any():
         return None
     return float(np.asarray(sweep.thresholds)[ok].min())

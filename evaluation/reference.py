@@ -102,18 +102,30 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts=100, leve
                 W += w * float(si < t) + (1 - w) * float(sj < t)
                 N += float(si < t) + float(sj < t)
         m = W / N if N else 0.5
-        values = []
+        values, survival, G, W_p, N_p = [], [], [], [], []
         for p, (k, n) in zip(prompts, counts):
-            correction = 0.0
+            weighted_b = weighted_a = Wp = Np = 0.0
             for si, sj, w in pairs[p]:
                 ai, aj = float(si < t), float(sj < t)
                 L = n - 2
                 r = L - (k - ai - aj)
                 g = _g_hat(int(r), L, prior, M)
-                correction += g * ((w * ai + (1 - w) * aj) / 2 - m * (ai + aj) / 2)
-            values.append(m * _survival(k, n, prior, M, nothing) + correction / len(pairs[p]))
-        estimate = sum(values) / len(values)
-        half = scipy_stats.t.ppf((1 + level) / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+                weighted_b += g * (w * ai + (1 - w) * aj) / 2
+                weighted_a += g * (ai + aj) / 2
+                Wp += w * ai + (1 - w) * aj
+                Np += ai + aj
+            S = _survival(k, n, prior, M, nothing)
+            survival.append(S)
+            G.append(weighted_a / len(pairs[p]))
+            W_p.append(Wp)
+            N_p.append(Np)
+            values.append(m * (S - G[-1]) + weighted_b / len(pairs[p]))
+        estimate = min(max(sum(values) / len(values), 0.0), 1.0)
+        slope = sum(S - g for S, g in zip(survival, G)) / len(values)
+        mean_sides = max(sum(N_p) / len(values), 1e-300)
+        linearised = [v + slope * (Wp - m * Np) / mean_sides for v, Wp, Np in zip(values, W_p, N_p)]
+        half = scipy_stats.t.ppf((1 + level) / 2, len(values) - 1) * statistics.stdev(linearised) / math.sqrt(
+            len(values))
         out[0].append(estimate)
         out[1].append(min(max(estimate - half, 0.0), 1.0))
         out[2].append(min(max(estimate + half, 0.0), 1.0))

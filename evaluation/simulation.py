@@ -227,8 +227,9 @@ def run_study(world: World, replicates: int, *, seed: int = 0, estimator: Estima
         estimate, lower, upper = estimator(data, thresholds, world.max_attempts)
         errors.append(estimate[:E] - truth[:E])
         covered.append((lower[E:E + C] <= truth[E:E + C]) & (truth[E:E + C] <= upper[E:E + C]))
-        sweep_lower = lower[E + C:]
-        pick = choose_threshold(_LowerOnly(grid, sweep_lower), lower_bound=world.lower_bound)
+        sides = np.concatenate([data.score[data.first], data.score[data.second]])
+        accepted_sides = np.searchsorted(np.sort(sides), grid, side="left")  # judged sides scoring below each
+        pick = choose_threshold(_Bounds(grid, lower[E + C:], accepted_sides), lower_bound=world.lower_bound)
         chosen.append(np.nan if pick is None else float(truth[E + C:][np.searchsorted(grid, pick)]))
     errors, chosen = np.array(errors), np.array(chosen)
     picked = chosen[~np.isnan(chosen)]
@@ -242,6 +243,8 @@ def run_study(world: World, replicates: int, *, seed: int = 0, estimator: Estima
 
 
 @dataclass(frozen=True)
-class _LowerOnly:
+class _Bounds:
+    """What `choose_threshold` reads of a sweep, for any estimator."""
     thresholds: np.ndarray
     lower: np.ndarray
+    accepted_sides: np.ndarray

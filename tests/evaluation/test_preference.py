@@ -51,7 +51,11 @@ def test_hand_example_correction():
     q0, q1 = 0.5, 0.25 - 0.5
     sweep = preference_sweep(data, [0.35], max_attempts=2)
     assert sweep.preference[0] == pytest.approx((q0 + q1) / 2)
-    assert sweep.standard_error[0] == pytest.approx(abs(q0 - q1) / 2)  # sd of two values / sqrt(2)
+    # m_hat's share of the error (delta method): A = mean(S_p - G_p) = mean(1/2 - 1/2, 1/2 - 1) = -1/4,
+    # G_0 = (2 * 1/2 + 0) / 2, G_1 = 2 * 1/2; W_0 - m N_0 = 1 - 1/2, W_1 - m N_1 = 0 - 1/2; mean N_p = 1
+    psi0, psi1 = q0 - 0.25 * 0.5, q1 - 0.25 * -0.5
+    assert sweep.standard_error[0] == pytest.approx(abs(psi0 - psi1) / 2)  # sd of two values / sqrt(2)
+    assert sweep.accepted_sides[0] == 2
 
 
 def test_edges_nothing_or_everything_accepted():
@@ -87,7 +91,21 @@ def test_equals_the_reference_loops(completions, max_attempts, block, monkeypatc
     np.testing.assert_allclose(fast.preference, slow[0], atol=1e-12)
     np.testing.assert_allclose(fast.lower, slow[1], atol=1e-12)
     np.testing.assert_allclose(fast.upper, slow[2], atol=1e-12)
-    assert choose_threshold(fast, lower_bound=0.3) == reference.choose_threshold(thresholds, slow[1], lower_bound=0.3)
+    assert choose_threshold(fast, lower_bound=0.3, min_accepted_sides=0) == reference.choose_threshold(
+        thresholds, slow[1], lower_bound=0.3)
+
+
+def test_a_threshold_resting_on_few_accepted_sides_is_not_chosen():
+    """One accepted side: its win value is the pooled rate, every prompt's value the same, and the
+    interval would be a point; such a threshold is not chosen (nor any below 20 accepted sides)."""
+    world = simulation.World("t", "", prompts=60, completions=(101, 101), pairs=(4, 4))
+    data = world.dataset(np.random.default_rng(0))
+    order = np.sort(np.r_[data.score[data.first], data.score[data.second]])
+    thresholds = np.r_[order[0] + 1e-12, order[25] + 1e-12]  # 1 and 26 accepted sides
+    sweep = preference_sweep(data, thresholds)
+    assert sweep.accepted_sides.tolist() == [1, 26]
+    chosen = choose_threshold(sweep, lower_bound=-1.0)
+    assert chosen == thresholds[1] and choose_threshold(sweep, lower_bound=-1.0, min_accepted_sides=1) == thresholds[0]
 
 
 def test_thresholds_in_any_order_nan_scores_never_accepted():
