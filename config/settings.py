@@ -227,6 +227,16 @@ MODELSERVE_WARM_ON_START = env_bool("MODELSERVE_WARM_ON_START", True)
 # On a CPU, score through ONNX Runtime ("onnx": about twice PyTorch's speed for one snippet) or
 # PyTorch ("torch"). Saliency and gradients always run in PyTorch.
 MODELSERVE_CPU_RUNTIME = os.environ.get("MODELSERVE_CPU_RUNTIME", "onnx")
+# In-process inference (README, "Configuration"): the device ("" = a GPU when one is visible, else
+# the CPU; "cpu", "cuda", "cuda:N"), snippets a forward pass, scores kept per loaded classifier,
+# rescored variants a suggestion request may cost (0: 192 on a CPU, 4096 on a GPU), classifiers
+# kept loaded per process, and how often a training job records its progress.
+MODELSERVE_DEVICE = os.environ.get("MODELSERVE_DEVICE", "")
+MODELSERVE_BATCH_SIZE = int(os.environ.get("MODELSERVE_BATCH_SIZE", "64"))
+MODELSERVE_SCORE_CACHE_SIZE = int(os.environ.get("MODELSERVE_SCORE_CACHE_SIZE", "20000"))
+MODELSERVE_VARIANT_BUDGET = int(os.environ.get("MODELSERVE_VARIANT_BUDGET", "0"))
+MODELSERVE_MODELS_IN_MEMORY = int(os.environ.get("MODELSERVE_MODELS_IN_MEMORY", "2"))
+MODELSERVE_HEARTBEAT_SECONDS = float(os.environ.get("MODELSERVE_HEARTBEAT_SECONDS", "10"))
 # A remote modelserve instance (e.g. on a GPU host) to send inference to; unset: in-process.
 MODELSERVE_URL = os.environ.get("MODELSERVE_URL", "")
 MODELSERVE_TOKEN = os.environ.get("MODELSERVE_TOKEN", "")

@@ -12,7 +12,7 @@ import numpy as np
 from evaluation import preference, selectors
 from evaluation.errors import EvaluationError
 from eventlog.store import head_position
-from modelserve import services as registry
+from modelserve import registry
 
 CANDIDATES = np.logspace(-6, np.log10(0.5), 1000)
 LOWER_BOUND = 0.48

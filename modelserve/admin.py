@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.admin import ReadOnly
 from annotation.importing import read_prompt_file
 from annotation.models import Dataset, Source, Split
-from modelserve import generation_jobs, services, training_jobs
+from modelserve import generation_jobs, registry, training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
 from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
@@ -35,7 +35,7 @@ class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
         row = queryset.first()
         form = ThresholdForm(request.POST if "threshold" in request.POST else None)
         if form.is_valid():
-            services.choose_threshold(version=row.version, **form.cleaned_data)
+            registry.choose_threshold(version=row.version, **form.cleaned_data)
             self.message_user(request, f"{row.version}: threshold {form.cleaned_data['threshold']:g}")
             return None
         context = {**self.admin_site.each_context(request), "title": f"Threshold of {row.version}", "form": form,
@@ -46,7 +46,7 @@ class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
     def promote(self, request, queryset):
         for row in queryset[:1]:
             try:
-                services.promote(version=row.version)
+                registry.promote(version=row.version)
                 self.message_user(request, f"{row.version} promoted")
             except ModelserveError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -54,7 +54,7 @@ class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
     @admin.action(description="Retire the selected classifiers")
     def retire(self, request, queryset):
         for row in queryset:
-            services.retire(version=row.version, reason="retired in the admin")
+            registry.retire(version=row.version, reason="retired in the admin")
         self.message_user(request, f"{queryset.count()} retired")
 
 

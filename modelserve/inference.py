@@ -23,6 +23,7 @@ from threading import Lock
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from modelserve.batching import pad
 from modelserve.candidates import MaskedLM, Neighbours, WordVocabulary, by_gradient
 from modelserve.errors import BadCheckpoint
 from modelserve.similarity import SentenceEncoder, shared_encoder, similarities_to
@@ -34,8 +35,17 @@ __all__ = ["Classifier", "InvalidInput", "Snippet", "Suggestion", "WordSaliency"
 DEFAULT_MIN_SIMILARITY = 0.80
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+def pick_device(name: str = "") -> torch.device:
+    """The device called ``name`` ("cpu", "cuda", "cuda:1"); "": a GPU when one is visible, else the CPU."""
+    if not name:
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"MODELSERVE_DEVICE={name!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"MODELSERVE_DEVICE={name!r}, but this machine has no such GPU")
+    return device
 
 
 def load_trained(folder):
@@ -202,15 +212,8 @@ class Classifier:
 
     def _forward(self, ids: list[list[int]], types: list[list[int]]) -> torch.Tensor:
         """Logits of sequences of token ids, padded to the longest (no strings involved)."""
-        width = max(len(row) for row in ids)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-        token_types = torch.zeros((len(ids), width), dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, (sequence, kinds) in enumerate(zip(ids, types)):
-            input_ids[row, : len(sequence)] = torch.tensor(sequence)
-            token_types[row, : len(kinds)] = torch.tensor(kinds)
-            mask[row, : len(sequence)] = 1
+        batch = pad(ids, types, self.tokenizer.pad_token_id or 0)
+        input_ids, mask, token_types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         onnx = self._onnx_scorer()
         if onnx is not None:
             return onnx.logits(input_ids, mask, token_types)[:, 0].float()

@@ -27,9 +27,9 @@ __all__ = ["Snippet", "Suggestion", "WordSaliency", "inference", "InProcessInfer
 
 
 class InProcessInference:
-    def __init__(self, capacity: int = 2) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
         self._loaded: OrderedDict = OrderedDict()  # version -> a loaded Classifier
-        self._capacity = capacity
+        self._capacity = capacity or settings.MODELSERVE_MODELS_IN_MEMORY
         self._lock = Lock()
         self._loading: dict[str, Lock] = {}
 
@@ -46,12 +46,14 @@ class InProcessInference:
                 if version in self._loaded:
                     self._loaded.move_to_end(version)
                     return self._loaded[version]
-            from modelserve.inference import Classifier  # PyTorch, on first use
+            from modelserve.inference import Classifier, pick_device  # PyTorch, on first use
 
             loaded = Classifier.from_folder(
                 row.checkpoint_dir, version=version, mlm_folder=settings.MODELSERVE_MLM_DIR,
                 encoder_folder=settings.MODELSERVE_SIMILARITY_DIR, min_similarity=settings.MODELSERVE_MIN_SIMILARITY,
-                cpu_runtime=settings.MODELSERVE_CPU_RUNTIME,
+                cpu_runtime=settings.MODELSERVE_CPU_RUNTIME, device=pick_device(settings.MODELSERVE_DEVICE),
+                batch_size=settings.MODELSERVE_BATCH_SIZE, cache_size=settings.MODELSERVE_SCORE_CACHE_SIZE,
+                variant_budget=settings.MODELSERVE_VARIANT_BUDGET or None,
             )
             with self._lock:
                 self._loaded[version] = loaded

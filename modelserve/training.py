@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from modelserve.batching import pad
+
 
 @dataclass(frozen=True)
 class Example:
@@ -67,16 +69,8 @@ def length_buckets(lengths: list[int], batch_size: int, *, seed: int) -> list[li
 
 
 def _pad(encodings: list[dict], pad_id: int, device) -> dict[str, torch.Tensor]:
-    width = max(len(e["input_ids"]) for e in encodings)
-    ids = torch.full((len(encodings), width), pad_id, dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for row, e in enumerate(encodings):
-        n = len(e["input_ids"])
-        ids[row, :n] = torch.tensor(e["input_ids"])
-        types[row, :n] = torch.tensor(e.get("token_type_ids") or [0] * n)
-        mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "token_type_ids": types.to(device), "attention_mask": mask.to(device)}
+    batch = pad([e["input_ids"] for e in encodings], [e.get("token_type_ids") for e in encodings], pad_id)
+    return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
 def train(

@@ -33,10 +33,9 @@ from modelserve.events import (
 )
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
-from modelserve.services import check_version_name
+from modelserve.registry import check_version_name
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 10
 DEFAULTS = {"epochs": 1, "learning_rate": 2e-5, "batch_size": 16, "seed": 0}
 MAX_SEED = 2**62  # torch.manual_seed takes at most 2**64 - 1, and each epoch adds one
 
@@ -172,7 +171,7 @@ def _train(run: TrainingRun) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(run.base_model, num_labels=1, local_files_only=True)
     last_beat = [0.0]
 
-    heartbeat = getattr(settings, "MODELSERVE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+    heartbeat = settings.MODELSERVE_HEARTBEAT_SECONDS
 
     def on_progress(progress):
         now = time.monotonic()

@@ -17,7 +17,7 @@ def tokenizer(tmp_path_factory):
 @pytest.fixture
 def register(tmp_path, tokenizer):
     """Register a tiny classifier checkpoint under `version` (a ready classifier); returns its folder."""
-    from modelserve import services as registry
+    from modelserve import registry
 
     def make(version, *, bias=None, seed=7, base_model="tiny-bert"):
         folder = save_checkpoint(tmp_path / f"ckpt-{version}", tokenizer, seed=seed, bias=bias)

@@ -11,8 +11,7 @@ from rest_framework.test import APIClient
 
 from annotation import services as annotation
 from annotation.models import Assignment, Dataset, Member, Role, Vendor
-from modelserve import services as registry
-from modelserve import training_jobs
+from modelserve import registry, training_jobs
 from modelserve.models import TrainingRun
 from tests.annotation.conftest import add_snippets
 

@@ -12,7 +12,7 @@ from attacks import services
 from attacks.assignment import classifier_for_day
 from attacks.models import DayAssignment
 from eventlog.models import Event
-from modelserve import services as registry
+from modelserve import registry
 from tests.attacks.conftest import LETS_THROUGH
 
 PROMPT = "the knight walked home on the road ."

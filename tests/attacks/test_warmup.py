@@ -35,7 +35,7 @@ def test_open_campaigns_classifiers_are_loaded_and_warmed_closed_ones_are_not(da
 
 
 def test_a_classifier_that_cannot_load_is_skipped_with_a_warning(dataset, register, fresh_inference, caplog):
-    from modelserve import services as registry
+    from modelserve import registry
 
     register("gone")
     register("fine")

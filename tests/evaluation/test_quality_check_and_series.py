@@ -10,8 +10,7 @@ from annotation import services as annotation
 from annotation.models import ComparisonPair, Dataset, Role, Snippet, Vendor
 from evaluation import report, selectors, series, stats, thresholds
 from evaluation.errors import EvaluationError
-from modelserve import generation_jobs
-from modelserve import services as registry
+from modelserve import generation_jobs, registry
 from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
 from tests.annotation.conftest import make_member
 from tests.tiny_models import CATCHES_ALL, LETS_THROUGH, WORDS, save_checkpoint

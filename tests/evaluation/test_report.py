@@ -18,7 +18,7 @@ from evaluation import reference, report, stats, thresholds
 from evaluation.models import Computation
 from eventlog.projections import all_projections, rebuild
 from eventlog.store import head_position
-from modelserve import services as registry
+from modelserve import registry
 from modelserve.interface import Snippet as Text
 from modelserve.interface import inference
 from modelserve.models import ClassifierVersion

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from annotation.models import Role
 from eventlog.models import Event
-from modelserve import filtering, services
+from modelserve import filtering, registry
 from modelserve.errors import InvalidPrompt, ModelserveError
 from modelserve.interface import Snippet, inference
 from modelserve.models import FilteredSample
@@ -44,7 +44,7 @@ class Fake:
 def promoted(register):
     def make(version, **options):
         register(version, **options)
-        services.promote(version=version)
+        registry.promote(version=version)
         return version
 
     return make
@@ -98,7 +98,7 @@ def test_the_promoted_classifier_and_its_chosen_threshold_are_the_default(promot
     promoted("lenient", bias=LETS_THROUGH)
     with pytest.raises(ModelserveError, match="no threshold is chosen"):
         filtering.filtered_completion(PROMPT, using=Fake())
-    services.choose_threshold(version="lenient", threshold=0.002, method="simulated rejection sampling")
+    registry.choose_threshold(version="lenient", threshold=0.002, method="simulated rejection sampling")
     result = filtering.filtered_completion(PROMPT, using=Fake())
     assert result.accepted and result.attempts == 1 and result.threshold == 0.002
     assert FilteredSample.objects.get().version == "lenient"
@@ -109,7 +109,7 @@ def test_the_promoted_classifier_and_its_chosen_threshold_are_the_default(promot
 @pytest.fixture
 def ready(promoted, settings):
     promoted("lenient", bias=LETS_THROUGH)
-    services.choose_threshold(version="lenient", threshold=0.01, method="test")
+    registry.choose_threshold(version="lenient", threshold=0.01, method="test")
     settings.GENERATOR_REPLAY = True  # the stored completions of a prompt, as in the demo
     from annotation.models import Dataset
     from annotation.services import SnippetInput, import_snippets

@@ -28,8 +28,7 @@ from annotation import services as annotation
 from annotation.models import ComparisonPair, Dataset, Role, Snippet
 from annotation.services import SnippetInput
 from eventlog.models import Event
-from modelserve import generation_jobs, interface
-from modelserve import services as registry
+from modelserve import generation_jobs, interface, registry
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
 from modelserve.generation import LocalCausalLM, Replay, first_sentence

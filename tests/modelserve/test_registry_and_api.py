@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from eventlog.errors import ConcurrencyConflict
 from eventlog.store import read
-from modelserve import services
+from modelserve import registry
 from modelserve.errors import BadCheckpoint, ModelUnavailable
 from modelserve.inference import Classifier, Snippet
 from modelserve.interface import inference
@@ -30,36 +30,36 @@ def checkpoint(tmp_path, tokenizer):
 
 def test_register_promote_retire_are_events_and_the_registry_follows(checkpoint):
     folder = checkpoint("v1")
-    services.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert",
+    registry.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert",
                                  hyperparameters={"lr": 2e-5}, metrics={"val_loss": 0.3})
-    services.promote(version="tiny-v1")
+    registry.promote(version="tiny-v1")
     row = ClassifierVersion.objects.get()
     assert (row.status, row.promoted, row.hyperparameters) == ("ready", True, {"lr": 2e-5})
 
-    services.register_checkpoint(version="tiny-v2", checkpoint_dir=str(checkpoint("v2")), base_model="tiny-bert")
-    services.promote(version="tiny-v2")
+    registry.register_checkpoint(version="tiny-v2", checkpoint_dir=str(checkpoint("v2")), base_model="tiny-bert")
+    registry.promote(version="tiny-v2")
     assert list(ClassifierVersion.objects.filter(promoted=True).values_list("version", flat=True)) == ["tiny-v2"]
-    services.retire(version="tiny-v1", reason="superseded")
+    registry.retire(version="tiny-v1", reason="superseded")
     assert ClassifierVersion.objects.get(version="tiny-v1").status == "retired"
     with pytest.raises(ModelUnavailable):
-        services.promote(version="tiny-v1")
+        registry.promote(version="tiny-v1")
     assert [e.type for e in read(types=None) if e.type.startswith("modelserve.")] == [
         "modelserve.classifier_registered", "modelserve.classifier_promoted", "modelserve.classifier_registered",
         "modelserve.classifier_promoted", "modelserve.classifier_retired",
     ]
     with pytest.raises(ConcurrencyConflict):  # a version name is used once
-        services.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert")
+        registry.register_checkpoint(version="tiny-v1", checkpoint_dir=str(folder), base_model="tiny-bert")
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(BadCheckpoint):
-        services.register_checkpoint(version="nope", checkpoint_dir=str(tmp_path), base_model="x")
+        registry.register_checkpoint(version="nope", checkpoint_dir=str(tmp_path), base_model="x")
     assert not ClassifierVersion.objects.exists()
 
 
 def test_a_new_version_never_serves_the_old_versions_scores(checkpoint, tokenizer):
-    services.register_checkpoint(version="a", checkpoint_dir=str(checkpoint("a", seed=1)), base_model="tiny")
-    services.register_checkpoint(version="b", checkpoint_dir=str(checkpoint("b", seed=2)), base_model="tiny")
+    registry.register_checkpoint(version="a", checkpoint_dir=str(checkpoint("a", seed=1)), base_model="tiny")
+    registry.register_checkpoint(version="b", checkpoint_dir=str(checkpoint("b", seed=2)), base_model="tiny")
     snippet = Snippet(**SNIPPET)
     first, second = inference().score("a", [snippet])[0], inference().score("b", [snippet])[0]
     assert first != second
@@ -69,7 +69,7 @@ def test_a_new_version_never_serves_the_old_versions_scores(checkpoint, tokenize
 
 @pytest.fixture
 def api(checkpoint):
-    services.register_checkpoint(version="tiny", checkpoint_dir=str(checkpoint("tiny", kind="deberta-v2")),
+    registry.register_checkpoint(version="tiny", checkpoint_dir=str(checkpoint("tiny", kind="deberta-v2")),
                                  base_model="tiny-deberta")
     pm = User.objects.create_user("pm", is_superuser=True, is_staff=True)
     client = APIClient()
@@ -118,7 +118,7 @@ def test_bad_input_is_a_clear_4xx(api, url, body, status, message):
 
 
 def test_a_retired_model_is_refused_and_only_pms_may_ask(api):
-    services.retire(version="tiny")
+    registry.retire(version="tiny")
     assert api.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET]}, format="json").status_code == 409
     contractor = User.objects.create_user("c")
     client = APIClient()
@@ -133,7 +133,7 @@ def test_the_remote_transport_returns_what_in_process_returns(live_server, check
 
     from modelserve.interface import HttpInference, InProcessInference
 
-    services.register_checkpoint(version="remote", checkpoint_dir=str(checkpoint("remote")), base_model="tiny")
+    registry.register_checkpoint(version="remote", checkpoint_dir=str(checkpoint("remote")), base_model="tiny")
     service_user = User.objects.create_user("modelserve-client", is_superuser=True)
     remote = HttpInference(live_server.url, Token.objects.create(user=service_user).key)
     local = InProcessInference()

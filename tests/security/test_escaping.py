@@ -21,8 +21,7 @@ from annotation import services as annotation
 from annotation.models import Dataset, Member, Role, Snippet, Vendor
 from attacks import services as attacks
 from eventlog.models import Event
-from modelserve import services as registry
-from modelserve import training_jobs
+from modelserve import registry, training_jobs
 from tests.api.conftest import client_for, fresh_throttles, member  # noqa: F401 - fixtures
 from tests.tiny_models import LETS_THROUGH
 

@@ -25,8 +25,7 @@ from annotation.models import ComparisonPair, Dataset, Member, Role, Snippet, Ve
 from attacks import services as attacks
 from attacks.models import Campaign
 from evaluation import thresholds
-from modelserve import services as registry
-from modelserve import training_jobs
+from modelserve import registry, training_jobs
 from modelserve.models import ClassifierVersion, TrainingRun
 
 DEMO = Path(__file__).resolve().parents[3] / "annotation" / "demo"

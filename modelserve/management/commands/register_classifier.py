@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from modelserve import services
+from modelserve import registry
 from modelserve.errors import ModelserveError
 
 
@@ -16,9 +16,9 @@ class Command(BaseCommand):
 
     def handle(self, *, version, folder, base_model, promote, **options):
         try:
-            services.register_checkpoint(version=version, checkpoint_dir=folder, base_model=base_model or folder)
+            registry.register_checkpoint(version=version, checkpoint_dir=folder, base_model=base_model or folder)
             if promote:
-                services.promote(version=version)
+                registry.promote(version=version)
         except ModelserveError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"registered {version}{' and promoted it' if promote else ''}")
