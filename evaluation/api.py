@@ -41,7 +41,8 @@ def _computation(row) -> dict:
     responses={
         200: OpenApiResponse(OpenApiTypes.OBJECT, description="`computed_from`, `table2`, `figure2`, `figure3`, "
                                                               "`quality_checks` and `missing`, as on the report page"),
-        **errors(400, 403, 404, e403="for project managers", e404="not computed yet: POST the same query first"),
+        **errors(400, 403, 404, 409, e403="for project managers", e404="not computed yet: POST the same query first",
+                 e409="the newest computation failed (`detail` says why)"),
     },
 )
 @extend_schema(
@@ -64,5 +65,10 @@ def report_json(request):
         return Response(_computation(jobs.request(Computation.Kind.REPORT, params)), status=202)
     computation = jobs.latest(Computation.Kind.REPORT, params, finished=True)
     if computation is None:
+        newest = jobs.latest(Computation.Kind.REPORT, params)
+        if newest is not None and newest.status == Computation.Status.FAILED:
+            return Response({"detail": f"the report could not be computed: {newest.error}"}, status=409)
+        if newest is not None:
+            raise NotFound(f"this report is being computed ({newest.stage or 'waiting for a job worker'})")
         raise NotFound("this report is not computed yet: POST the same query to compute it")
     return Response(computation.result)

@@ -32,7 +32,8 @@ def params_key(kind: str, params: dict) -> str:
 
 def request(kind: str, params: dict) -> Computation:
     """Start the computation at the log's current position, or reuse the one asked for there
-    (a failed one is tried again)."""
+    (a failed one is tried again, and so is one that has waited for over a minute: its job may
+    have been lost with its worker; a second run of a job that was only slow does no harm)."""
     if kind not in Computation.Kind.values:
         raise EvaluationError(f"unknown computation {kind!r}")
     with transaction.atomic():
@@ -40,9 +41,11 @@ def request(kind: str, params: dict) -> Computation:
             params_key=params_key(kind, params), log_position=head_position(),
             defaults={"id": uuid7(), "kind": kind, "params": params},
         )
-        if not created and row.status == Computation.Status.FAILED:
-            Computation.objects.filter(pk=row.pk).update(status=Computation.Status.RUNNING, error="", stage="")
-        if created or row.status == Computation.Status.FAILED:
+        again = not created and (row.status == Computation.Status.FAILED or row.stalled)
+        if again:
+            Computation.objects.filter(pk=row.pk).update(status=Computation.Status.RUNNING, error="", stage="",
+                                                         requested_at=timezone.now())
+        if created or again:
             # Enqueued in the same transaction (ORM broker): no job without its row, or the reverse.
             async_task("evaluation.jobs.run", str(row.pk), task_name=f"evaluation {kind} {row.pk}")
     return Computation.objects.get(pk=row.pk)
@@ -70,7 +73,7 @@ def _thresholds(row: Computation) -> dict:
     p = row.params
     _stage(row.pk)("scoring the comparison set and sweeping the candidate thresholds")
     selection = thresholds.select_threshold(p["classifier"], p["comparison_dataset"], lower_bound=p["lower_bound"],
-                                            level=p["level"])
+                                            level=p["level"], allow_extrapolation=p.get("allow_extrapolation", False))
     return thresholds.as_result(selection)
 
 

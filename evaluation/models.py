@@ -35,5 +35,12 @@ class Computation(models.Model):
         constraints = [models.UniqueConstraint(fields=["params_key", "log_position"], name="one_computation_a_position")]
         ordering = ["-log_position", "-requested_at"]
 
+    @property
+    def stalled(self) -> bool:
+        """Running for over a minute without finishing: its worker may be gone (the page offers a restart)."""
+        from django.utils import timezone
+
+        return self.status == self.Status.RUNNING and (timezone.now() - self.requested_at).total_seconds() > 60
+
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at log position {self.log_position} ({self.status})"

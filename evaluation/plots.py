@@ -80,15 +80,27 @@ def figure3(report: dict, fmt: str = "png") -> bytes:
     return _bytes(figure, fmt)
 
 
-def preference_curve(sweep, chosen: float | None, lower_bound: float, fmt: str = "png") -> bytes:
-    """Estimated preference of the filtered generator against the threshold, with its interval."""
+def preference_curve(sweep, chosen: float | None, lower_bound: float, min_accepted_sides: int = 0,
+                     fmt: str = "png") -> bytes:
+    """Estimated preference of the filtered generator against the threshold, with its interval,
+    from the first threshold that accepts anything; where fewer than ``min_accepted_sides`` judged
+    sides are accepted (too few to trust the interval) the band is hatched."""
+    thresholds, accepted = np.asarray(sweep.thresholds), np.asarray(sweep.accepted_sides)
+    start = max(0, int(np.argmax(np.asarray(sweep.acceptance) > 0)) - 1)
+    shown = slice(start, None)
     figure, axis = plt.subplots(figsize=(7, 3.5))
-    axis.fill_between(sweep.thresholds, sweep.lower, sweep.upper, alpha=0.3, label=f"{sweep.level:.0%} interval")
-    axis.plot(sweep.thresholds, sweep.preference, label="preference")
+    axis.fill_between(thresholds[shown], np.asarray(sweep.lower)[shown], np.asarray(sweep.upper)[shown], alpha=0.3,
+                      label=f"{sweep.level:.0%} interval")
+    axis.plot(thresholds[shown], np.asarray(sweep.preference)[shown], label="preference")
+    thin = thresholds[shown][accepted[shown] < min_accepted_sides]
+    if thin.size:
+        axis.axvspan(thin.min(), thin.max(), color="grey", alpha=0.15, hatch="//",
+                     label=f"fewer than {min_accepted_sides} accepted judged sides")
     axis.axhline(lower_bound, color="grey", linestyle="--", label=f"lower bound {lower_bound:.0%}")
     if chosen is not None:
         axis.axvline(chosen, color="black", linestyle=":", label=f"chosen {chosen:.4g}")
     axis.set_xscale("log")
+    axis.set_ylim(-0.02, 1.02)
     axis.set_xlabel("threshold")
     axis.set_ylabel("preference vs unfiltered")
     axis.legend(fontsize=8)

@@ -23,8 +23,8 @@ Per prompt, ``n_p`` completions drawn i.i.d. from the unfiltered generator, each
 distinct completions chosen independently of their scores and texts (a comparison set's random
 pairs), judged by people (``w`` = 1, 0.5, 0 for the first better, same, second better).
 
-The estimator (unbiased when every prompt has at least ``M + 1`` completions)
--------------------------------------------------------------------------------
+The estimator (unbiased, up to terms of order 1/P, when every prompt has at least ``M + 1`` completions)
+--------------------------------------------------------------------------------------------------
 For a judged pair ``(i, j)`` of a prompt, with ``A_i = [s_i < t]``:
 
 - ``b_hat = (w A_i + (1 - w) A_j) / 2`` is unbiased for ``b`` (each side in turn plays ``x``);
@@ -61,18 +61,23 @@ term vanishes; where few sides are accepted it does not, and it widens the inter
 accepted sides the spread of their win values says little, so `choose_threshold` ignores
 thresholds with fewer than `MIN_ACCEPTED_SIDES` of them. Estimate and interval are clipped to
 [0, 1] (the unclipped mean is the unbiased one; clipping acts only on data too thin to trust).
-Coverage is shown by simulation (`evaluation.simulation`, BENCHMARKS.md).
+The intervals hold one threshold at a time; choosing the lowest of many that passes is not
+covered by them, so the simulation measures the chosen threshold's true preference directly.
+Coverage and bias are shown by simulation (`evaluation.simulation`; BENCHMARKS.md, "Threshold
+selection").
 
 Prompts with fewer than ``M + 1`` completions
 ---------------------------------------------
 No estimator is unbiased for ``(1 - a)^j`` beyond ``j = n`` from ``n`` draws. There the terms of
 ``g_hat`` beyond ``j = L`` and ``1 - S_hat_p`` come from an empirical-Bayes model: acceptance
 across prompts ``a ~ Beta(alpha, beta)`` fitted by moments at each threshold (`beta_prior`), and
-posterior expectations ``E[(1 - a)^j]`` given the prompt's own counts. That model matters only for
-prompts whose acceptance is low enough that ``(1 - a)^(n_p - 1)`` is not negligible, and it is where
-any bias comes from: `Sweep.short_prompts` says how many prompts rely on it, and the simulation
-reports its bias (BENCHMARKS.md). A comparison set meant for threshold selection should draw at
-least ``M + 1`` completions a prompt (only a few pairs of them need judging).
+posterior expectations ``E[(1 - a)^j]`` given the prompt's own counts. The posterior shrinks each
+prompt towards the pooled acceptance, and a prompt's acceptance is tied to how often its
+accepted completions win, so the estimate can then be too high by several points at any
+threshold (up to 18 with 4-5 completions a prompt in the simulation; BENCHMARKS.md):
+`Sweep.short_prompts` says how many prompts rely on it, and `evaluation.thresholds` chooses no
+threshold from such data unless asked to. A comparison set meant for threshold selection should
+draw at least ``M + 1`` completions a prompt (only a few pairs of them need judging).
 
 Edge cases: prompts without a judged pair are left out (they say nothing of ``b``); a NaN score is
 never below a threshold; at a threshold where nothing is accepted the estimate is 0, where

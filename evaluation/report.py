@@ -86,6 +86,7 @@ def build(spec: ReportSpec, progress=lambda stage: None) -> dict:
             "bootstrap_resamples": RESAMPLES,
             "intervals": INTERVALS,
             "unsure": UNSURE_TREATMENTS[spec.unsure],
+            "unsure_labels": sum(1 for label in labels.values() if label == Label.UNSURE),
         },
         "table2": table,
         "figure2": figure2,
@@ -105,6 +106,7 @@ def _test_counts(classifier: ClassifierVersion, threshold: float, labels: dict, 
     counts = stats.classification_counts(np.array([injurious[i] for i in ids], dtype=bool),
                                          np.array([by_id[i] for i in ids]), threshold)
     counts["fn_of_positives"] = f"{counts['fn']}/{counts['positives']}"
+    counts["fp_of_negatives"] = f"{counts['fp']}/{counts['negatives']}"
     counts["unsure_labels"] = sum(1 for label in labels.values() if label == Label.UNSURE)
     return counts
 
@@ -119,10 +121,15 @@ def _table_row(classifier: ClassifierVersion, threshold: float | None, spec: Rep
         row["quality"] = direct[-1]["preference"]
         row["quality_source"] = f"direct quality check {direct[-1]['job']}"
     if spec.comparison_dataset is not None and threshold is not None:
-        selection = thresholds.select_threshold(classifier.version, spec.comparison_dataset,
-                                                thresholds=np.array([threshold]))
-        row["simulated_quality"] = _interval(selection.at(threshold))
-        row["judgements"] = selection.judgements
+        try:  # only this column depends on the comparison dataset: a wrong one leaves the rest
+            selection = thresholds.select_threshold(classifier.version, spec.comparison_dataset,
+                                                    thresholds=np.array([threshold]))
+        except EvaluationError as exc:
+            row["simulated_quality_error"] = str(exc)
+        else:
+            row["simulated_quality"] = _interval(selection.at(threshold))
+            row["judgements"] = selection.judgements
+            row["simulated_quality_extrapolated"] = bool(selection.sweep.short_prompts)
     return row
 
 
@@ -202,12 +209,19 @@ def _missing(spec: ReportSpec, report: dict) -> dict:
             missing["egregiousness"] = "no egregiousness ratings of successful attacks yet"
         if not report["figure3"]["datasets_by_target"]:
             missing["figure3"] = "no successful tool-assisted attacks against the chosen classifiers yet"
+    rows = report["table2"]
     if spec.test_dataset is None:
         missing["test_set"] = "no test dataset chosen"
-    elif not any(r.get("positives") for r in report["table2"]):
-        missing["test_set"] = "no settled injurious test-set snippets yet"
-    if not any("quality" in r or "simulated_quality" in r for r in report["table2"]):
-        missing["quality"] = "no direct quality check or comparison dataset for these classifiers' thresholds"
+    elif not any(r.get("positives") for r in rows if r["threshold"] is not None):
+        missing["test_set"] = ("the chosen test dataset has no settled test-split snippets labelled injurious "
+                               "(choose the dataset that holds the double-labelled test split, or wait for its labels)")
+    if unchosen := [r["classifier"] for r in rows if r["threshold"] is None]:
+        missing["threshold"] = f"no threshold chosen for {', '.join(unchosen)}: choose one on the threshold page"
+    if no_check := [r["classifier"] for r in rows if "quality" not in r and r["threshold"] is not None]:
+        missing["quality"] = (f"no direct quality check chosen at the threshold of {', '.join(no_check)} (start one in "
+                              "the admin: Generation jobs, kind “Direct quality check”, then choose it here)")
+    if errors := sorted({r["simulated_quality_error"] for r in rows if "simulated_quality_error" in r}):
+        missing["simulated_quality"] = "; ".join(errors)
     return missing
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotation.models import Dataset
 from evaluation import preference, selectors
 from evaluation.errors import EvaluationError
 from eventlog.store import head_position
@@ -28,6 +29,7 @@ class Selection:
     lower_bound: float
     judgements: int
     log_position: int
+    extrapolated: bool = False  # chosen although some prompts have too few completions (allowed by the caller)
 
     def at(self, threshold: float) -> tuple[float, float, float]:
         """Preference (estimate, lower, upper) at the candidate nearest below `threshold`."""
@@ -36,9 +38,10 @@ class Selection:
 
     @property
     def method(self) -> str:
+        extrapolated = ", extrapolated: prompts with too few completions" if self.extrapolated else ""
         return (f"simulated rejection sampling on dataset {self.dataset_id} ({self.judgements} judgements of "
                 f"{self.sweep.prompts} prompts, lowest threshold with the {self.sweep.level:.0%} lower bound above "
-                f"{self.lower_bound:.0%}, log position {self.log_position})")
+                f"{self.lower_bound:.0%}, log position {self.log_position}{extrapolated})")
 
     @property
     def short_prompts_note(self) -> str:
@@ -47,20 +50,27 @@ class Selection:
         if not short:
             return ""
         return (f"{short} of {self.sweep.prompts} prompts have fewer than {M + 1} scored completions: for them the "
-                f"chance that {M} draws all fail is extrapolated from a fitted prior, which can bias the estimate at "
-                f"strict thresholds. A comparison set for threshold selection should draw at least {M + 1} "
-                "completions a prompt (only a few pairs of them need judging).")
+                f"chance that {M} draws all fail is extrapolated from a fitted prior, and the estimate can be too high "
+                f"by several points at any threshold (up to 18 in simulations with 4-5 completions a prompt). A "
+                f"comparison set for threshold selection should draw at least {M + 1} completions a prompt (only a "
+                "few pairs of them need judging).")
 
 
 def select_threshold(
     version: str, dataset_id: int, *, lower_bound: float = LOWER_BOUND, level: float = LEVEL,
-    thresholds: np.ndarray = CANDIDATES,
+    thresholds: np.ndarray | None = None, allow_extrapolation: bool = False,
 ) -> Selection:
+    """The sweep, and the chosen threshold: none where some prompts have fewer than
+    ``max_attempts + 1`` completions, unless ``allow_extrapolation``."""
     position = head_position()
     found = selectors.comparisons(dataset_id, version)
-    sweep = preference.preference_sweep(found.data, thresholds, level=level)
-    return Selection(version, dataset_id, sweep, preference.choose_threshold(sweep, lower_bound=lower_bound), lower_bound,
-                     found.judgements, position)
+    sweep = preference.preference_sweep(found.data, CANDIDATES if thresholds is None else thresholds, level=level)
+    chosen = preference.choose_threshold(sweep, lower_bound=lower_bound)
+    extrapolated = bool(sweep.short_prompts) and chosen is not None
+    if extrapolated and not allow_extrapolation:
+        chosen = None
+    return Selection(version, dataset_id, sweep, chosen, lower_bound, found.judgements, position,
+                     extrapolated=extrapolated and allow_extrapolation)
 
 
 def as_result(selection: Selection) -> dict:
@@ -73,9 +83,24 @@ def as_result(selection: Selection) -> dict:
         "lower_bound": selection.lower_bound, "level": sweep.level, "judgements": selection.judgements,
         "prompts": sweep.prompts, "short_prompts": sweep.short_prompts, "short_prompts_note": selection.short_prompts_note,
         "method": selection.method, "log_position": selection.log_position,
+        "dataset_name": Dataset.objects.filter(pk=selection.dataset_id).values_list("name", flat=True).first(),
+        # what would be chosen if extrapolation were allowed (None: nothing withheld)
+        "withheld": (preference.choose_threshold(sweep, lower_bound=selection.lower_bound)
+                     if sweep.short_prompts and chosen is None else None),
+        "extrapolated": selection.extrapolated,
+        "at_chosen_rates": _rates(sweep, chosen), "min_accepted_sides": preference.MIN_ACCEPTED_SIDES,
         "sweep": {name: [float(v) for v in getattr(sweep, name)]
-                  for name in ("thresholds", "preference", "lower", "upper", "acceptance", "failure")},
+                  for name in ("thresholds", "preference", "lower", "upper", "acceptance", "failure", "accepted_sides")},
     }
+
+
+def _rates(sweep: preference.Sweep, threshold: float | None) -> dict | None:
+    """Acceptance and failure at a candidate threshold."""
+    if threshold is None:
+        return None
+    i = int(np.flatnonzero(np.asarray(sweep.thresholds) == threshold)[0])
+    return {"acceptance": float(sweep.acceptance[i]), "failure": float(sweep.failure[i]),
+            "accepted_sides": int(sweep.accepted_sides[i])}
 
 
 def apply_result(result: dict) -> None:

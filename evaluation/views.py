@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import asdict
 from types import SimpleNamespace
+from uuid import UUID
 
 from django import forms
 from django.http import Http404, HttpResponse, JsonResponse
@@ -130,6 +131,9 @@ class ThresholdForm(forms.Form):
     comparison_dataset = forms.ModelChoiceField(Dataset.objects.all(), help_text="a comparison set's judged pairs")
     lower_bound = forms.FloatField(min_value=0, max_value=1, initial=thresholds.LOWER_BOUND)
     level = forms.FloatField(min_value=0.5, max_value=0.999, initial=thresholds.LEVEL)
+    allow_extrapolation = forms.BooleanField(
+        required=False, label="Choose even from prompts with fewer than 101 completions",
+        help_text="their chance that 100 draws all fail is extrapolated, and the estimate can be too high")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -139,7 +143,8 @@ class ThresholdForm(forms.Form):
     def params(self) -> dict:
         data = self.cleaned_data
         return {"classifier": data["classifier"], "comparison_dataset": data["comparison_dataset"].pk,
-                "lower_bound": data["lower_bound"], "level": data["level"]}
+                "lower_bound": data["lower_bound"], "level": data["level"],
+                "allow_extrapolation": data["allow_extrapolation"]}
 
 
 @require_http_methods(["GET", "POST"])
@@ -151,7 +156,11 @@ def threshold_page(request):
         return render(request, "evaluation/thresholds.html", context, status=400 if request.method == "POST" else 200)
     params = form.params()
     if request.method == "POST" and request.POST.get("action") == "apply":
-        chosen = Computation.objects.filter(pk=request.POST.get("computation"), kind=Computation.Kind.THRESHOLDS,
+        try:
+            computation_id = UUID(request.POST.get("computation", ""))
+        except ValueError:
+            raise Http404("no such finished threshold selection") from None
+        chosen = Computation.objects.filter(pk=computation_id, kind=Computation.Kind.THRESHOLDS,
                                             status=Computation.Status.FINISHED, params=params).first()
         if chosen is None:
             raise Http404("no such finished threshold selection")
@@ -167,6 +176,7 @@ def threshold_page(request):
     if (shown := context["shown"]) is not None:
         result = shown.result
         sweep = SimpleNamespace(level=result["level"], **{k: v for k, v in result["sweep"].items()})
-        png = plots.preference_curve(sweep, result["threshold"], result["lower_bound"])
-        context.update(result=result, curve=base64.b64encode(png).decode())
+        png = plots.preference_curve(sweep, result["threshold"], result["lower_bound"], result["min_accepted_sides"])
+        current = ClassifierVersion.objects.filter(version=result["version"]).values_list("threshold", flat=True)
+        context.update(result=result, curve=base64.b64encode(png).decode(), current_threshold=current.first())
     return render(request, "evaluation/thresholds.html", context)

@@ -23,6 +23,14 @@ def sig(value, figures: int = 4) -> str:
     return f"{number:.{int(figures)}g}"
 
 
+@register.filter
+def percent(value, figures: int = 3) -> str:
+    """``0.0512`` -> ``5.12 %``."""
+    if value is None or value == "":
+        return "—"
+    return f"{100 * float(value):.{int(figures)}g} %"
+
+
 @register.inclusion_tag("evaluation/interval.html")
 def interval(values: dict | None, figures: int = 3):
     """An estimate with its interval, "0.512 [0.48, 0.544]"; an em dash when there is none."""

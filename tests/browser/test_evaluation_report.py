@@ -71,6 +71,6 @@ def test_a_report_without_successful_attacks_says_what_is_missing(page, register
     text = page.locator("#computation").inner_text()
     assert "No successful tool-assisted attacks yet" in text
     assert "No successful tool-assisted attacks against the chosen classifiers yet" in text
-    assert "Test set: no test dataset chosen" in text and "Quality: no direct quality check" in text
+    assert "Test set: no test dataset chosen" in text and "Threshold: no threshold chosen for lonely" in text
     assert page.locator("main img").count() == 0  # no empty axes
     shoot(page, "evaluation-report-missing")

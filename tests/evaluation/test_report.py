@@ -254,23 +254,64 @@ def test_a_report_without_attacks_or_ratings_says_what_is_missing(world):
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")  # the message, drawn
 
 
-def test_threshold_page_computes_in_a_job_and_applies_the_stored_result(world):
+def test_threshold_page_computes_in_a_job_and_applies_the_stored_result(world, monkeypatch):
+    """The world's comparison set has 4 completions a prompt: nothing is chosen from its
+    extrapolated estimates unless the PM allows it; then the stored choice is applied."""
+    monkeypatch.setattr(thresholds, "CANDIDATES", np.linspace(0.3, 0.8, 200))  # the tiny models score near 0.5
     pm = make_member("pm", Role.PROJECT_MANAGER)
     client = Client()
     client.force_login(pm)
     url = (f"{reverse('evaluation:thresholds')}?classifier=base&comparison_dataset={world.comparison_dataset}"
-           "&lower_bound=0.3&level=0.95")
+           "&lower_bound=0&level=0.95")
     before = head_position()
     assert "Not computed yet" in client.get(url).content.decode() and head_position() == before
     assert client.post(url, {"action": "compute"}).status_code == 302
     computation = Computation.objects.get(kind="thresholds")
-    direct = thresholds.select_threshold("base", world.comparison_dataset, lower_bound=0.3)
-    assert computation.result["threshold"] == direct.threshold
+    direct = thresholds.select_threshold("base", world.comparison_dataset, lower_bound=0.0, allow_extrapolation=True)
+    assert direct.threshold is not None and direct.extrapolated and "extrapolated" in direct.method
+    assert computation.result["threshold"] is None and computation.result["withheld"] == direct.threshold
     page = client.get(url).content.decode()
     assert "judgements of 5 prompts" in page and "fewer than 101 scored completions" in page
-    if direct.threshold is not None:
-        client.post(url, {"action": "apply", "computation": str(computation.pk)})
-        assert ClassifierVersion.objects.get(version="base").threshold == direct.threshold
+    assert "No threshold is chosen from extrapolated estimates" in page and "Use it for" not in page
+    allowed = url + "&allow_extrapolation=on"
+    client.post(allowed, {"action": "compute"})
+    chosen = Computation.objects.get(kind="thresholds", params__allow_extrapolation=True)
+    assert chosen.result["threshold"] == direct.threshold
+    assert client.post(allowed, {"action": "apply", "computation": "not-a-uuid"}).status_code == 404
+    client.post(allowed, {"action": "apply", "computation": str(chosen.pk)})
+    row = ClassifierVersion.objects.get(version="base")
+    assert row.threshold == direct.threshold and "extrapolated" in row.threshold_method
+
+
+def test_a_wrong_comparison_dataset_leaves_the_rest_of_the_report(world):
+    built = report.build(dataclasses.replace(world, comparison_dataset=world.test_dataset))
+    assert all("simulated_quality" not in r and r["fn_of_positives"] for r in built["table2"])
+    assert "has no judged comparisons" in built["missing"]["simulated_quality"]
+
+
+def test_a_job_lost_with_its_worker_is_started_again_and_a_failure_is_reported(world, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from evaluation import jobs
+
+    params = dataclasses.asdict(report.ReportSpec(classifiers=["base"]))
+    started = []
+    monkeypatch.setattr(jobs, "async_task", lambda *args, **kwargs: started.append(args))
+    row = jobs.request("report", params)
+    assert row.status == "running" and len(started) == 1 and not row.stalled
+    assert jobs.request("report", params).pk == row.pk and len(started) == 1  # asked again: the same job
+    Computation.objects.filter(pk=row.pk).update(requested_at=timezone.now() - timedelta(minutes=2))
+    assert Computation.objects.get(pk=row.pk).stalled
+    jobs.request("report", params)
+    assert len(started) == 2 and not Computation.objects.get(pk=row.pk).stalled  # queued again
+    Computation.objects.filter(pk=row.pk).update(status="failed", error="no classifier 'x'")
+    pm = make_member("pm", Role.PROJECT_MANAGER)
+    client = Client()
+    client.force_login(pm)
+    answer = client.get("/api/v1/evaluation/report?classifiers=base")
+    assert answer.status_code == 409 and "no classifier 'x'" in answer.json()["detail"]
 
 
 def _vendor():

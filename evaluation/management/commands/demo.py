@@ -173,7 +173,8 @@ class Command(BaseCommand):
         row = ClassifierVersion.objects.filter(promoted=True).first()
         if row is None or row.threshold is not None:
             return
-        selection = thresholds.select_threshold(row.version, quality.pk)
+        # the demo's comparison set has a few completions a prompt: the choice is extrapolated (and says so)
+        selection = thresholds.select_threshold(row.version, quality.pk, allow_extrapolation=True)
         if selection.threshold is None:  # the demo's few judgements cannot support the 48 % bound
             registry.choose_threshold(version=row.version, threshold=0.05, method="demo default (the attack threshold)")
         else:

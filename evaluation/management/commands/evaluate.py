@@ -35,6 +35,8 @@ class Command(BaseCommand):
         select.add_argument("classifier")
         select.add_argument("--comparison-dataset", type=int, required=True)
         select.add_argument("--lower-bound", type=float, default=thresholds.LOWER_BOUND)
+        select.add_argument("--allow-extrapolation", action="store_true",
+                            help="choose even from prompts with fewer than 101 scored completions")
         select.add_argument("--level", type=float, default=thresholds.LEVEL)
         select.add_argument("--apply", action="store_true", help="make it the filtered generator's threshold")
         train = commands.add_parser("series", help="train the four classifiers, select thresholds, report")
@@ -74,11 +76,14 @@ class Command(BaseCommand):
     def _select(self, options):
         try:
             selection = thresholds.select_threshold(options["classifier"], options["comparison_dataset"],
-                                                    lower_bound=options["lower_bound"], level=options["level"])
+                                                    lower_bound=options["lower_bound"], level=options["level"],
+                                                    allow_extrapolation=options.get("allow_extrapolation", False))
         except report.ReportError as exc:
             raise CommandError(str(exc)) from None
         if selection.threshold is None:
-            raise CommandError("no candidate threshold keeps the lower bound above the limit")
+            reason = selection.short_prompts_note + " Give --allow-extrapolation to choose anyway." if (
+                selection.sweep.short_prompts) else "no candidate threshold keeps the lower bound above the limit"
+            raise CommandError(reason)
         estimate, lower, upper = selection.at(selection.threshold)
         self.stdout.write(f"{selection.version}: threshold {selection.threshold:.4g}, preference {estimate:.3f} "
                           f"[{lower:.3f}, {upper:.3f}] ({selection.judgements} judgements)")
