@@ -101,7 +101,7 @@ def main() -> None:
     encoder, floor = shared_encoder(), settings.MODELSERVE_MIN_SIMILARITY
     english = set(wordfreq.top_n_list("en", 50_000))
 
-    records = [json.loads(line) for line in (ROOT / "annotation/demo/snippets.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (ROOT / "demo/data/snippets.jsonl").read_text().splitlines()]
     injurious = [Snippet(r["prompt"], r["completion"]) for r in records if r["label"] == "injurious"]
     scores = new.score(injurious)
     threshold = args.threshold or float(statistics.quantiles(scores, n=100)[args.percentile - 1])

@@ -35,7 +35,7 @@ def main() -> None:
     from modelserve.interface import Snippet, inference
     from modelserve.models import ClassifierVersion
 
-    demo = Path(__file__).resolve().parents[1] / "annotation" / "demo" / "snippets.jsonl"
+    demo = Path(__file__).resolve().parents[1] / "demo" / "data" / "snippets.jsonl"
     records = [json.loads(line) for line in demo.read_text().splitlines() if line]
     train = [r for r in records if r["split"] == "train"]
     test = [r for r in records if r["split"] == "test"]

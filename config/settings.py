@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "annotation",
     "attacks",
     "evaluation",
+    "demo",
     "modelserve",
 ]
 

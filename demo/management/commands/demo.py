@@ -28,7 +28,7 @@ from evaluation import thresholds
 from modelserve import registry, training_jobs
 from modelserve.models import ClassifierVersion, TrainingRun
 
-DEMO = Path(__file__).resolve().parents[3] / "annotation" / "demo"
+DEMO = Path(__file__).resolve().parents[2] / "data"  # demo/data
 BASELINE = "demo-baseline"
 PEOPLE = [  # username, role, vendor
     ("pm", Role.PROJECT_MANAGER, None),
@@ -91,7 +91,7 @@ class Command(BaseCommand):
 
     def _stories(self, labellers) -> Dataset:
         dataset, created = Dataset.objects.get_or_create(name="Demo stories", defaults={
-            "description": "The demo's labelled story snippets (annotation/demo/DATACARD.md)."})
+            "description": "The demo's labelled story snippets (demo/data/DATACARD.md)."})
         if created or not Snippet.objects.filter(dataset=dataset).exists():
             records = [json.loads(line) for line in (DEMO / "snippets.jsonl").read_text().splitlines() if line]
             rows = [annotation.SnippetInput(r["prompt"], r["completion"], "initial", r["split"], i + 1)

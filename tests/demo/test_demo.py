@@ -25,7 +25,7 @@ def test_the_demo_loads_labels_trains_and_reuses_what_exists(tmp_path, tokenizer
     assert set(passwords) == {"pm", "manager", "alice", "bob", "carol"}
     assert all(passwords[name] in out for name in passwords)  # the credentials are printed
 
-    records = [json.loads(line) for line in open("annotation/demo/snippets.jsonl")]
+    records = [json.loads(line) for line in open("demo/data/snippets.jsonl")]
     stories = Snippet.objects.filter(dataset__name="Demo stories")
     assert stories.count() == len(records)
     settled = dict(WorkItem.objects.filter(kind="label", subject_id__in=stories.values("id"), status="settled")
