@@ -50,9 +50,9 @@ def parse_args():
 
 def skip_flush_if(control: bool) -> None:
     if control:
-        from eventlog import store
+        from eventlog import durability
 
-        store.make_durable = lambda: None
+        durability.make_durable = lambda: None
 
 
 _early: dict[int, int] = {}  # appends that committed before their flush, by writer thread

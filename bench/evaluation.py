@@ -1,7 +1,7 @@
 """Threshold selection: the estimator of `evaluation.preference` against the previous one, side by side.
 
     .venv/bin/python bench/evaluation.py                                   # study + speed
-    .venv/bin/python bench/evaluation.py --replicates 100 --old-replicates 50 --skip-speed   # a quick look
+    .venv/bin/python bench/evaluation.py --designs short --replicates 300 --old-replicates 200 --skip-speed
 
 1. The simulation study (`evaluation.simulation`): for each world, `--replicates` data sets (400
    prompts, 101-130 scored completions each, judged pairs as the world says) estimated by the
@@ -10,7 +10,8 @@
    probability and a bootstrap over prompts with `--old-resamples` resamples). Printed per
    world: mean error in points at thresholds accepting 5-95 %, interval coverage at 5, 20, 50,
    80, 90 %, and how often the chosen threshold's true preference is at least 47 %. Then the
-   same with 12-24 completions a prompt (`--short`), where the current estimator extrapolates.
+   same with 12-24 completions a prompt (`--designs short`), where the current estimator
+   extrapolates (and the product chooses no threshold unless asked to).
 2. Speed (`--skip-speed` to leave out): both estimators on 5,000 prompts x 20 completions, 10
    judged pairs a prompt, 1,000 thresholds; the ratio of their times.
 """
@@ -101,12 +102,13 @@ def main():
     parser.add_argument("--old-resamples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-rev", default="15f5572")
+    parser.add_argument("--designs", nargs="+", choices=["recommended", "short"], default=["recommended", "short"])
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--skip-short", action="store_true")
     args = parser.parse_args()
     old = load_old(args.baseline_rev)
-    study(args, old, (101, 130), "the recommended design")
-    if not args.skip_short:
+    if "recommended" in args.designs:
+        study(args, old, (101, 130), "the recommended design")
+    if "short" in args.designs:
         study(args, old, (12, 24), "short prompts")
     if not args.skip_speed:
         speed(old)

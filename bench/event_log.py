@@ -183,7 +183,8 @@ def theirs(writers: int, per_txn: int) -> float:
 def fill_log(target: int) -> int:
     from bench_events import Sample
     from eventlog.models import Event
-    from eventlog.store import NewEvent, Stream, append, head_position
+    from eventlog.reading import head_position
+    from eventlog.store import NewEvent, Stream, append
 
     have = Event.objects.count()
     n = 0

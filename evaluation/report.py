@@ -13,7 +13,7 @@ from annotation.models import Label
 from attacks.models import Campaign
 from evaluation import selectors, stats, thresholds
 from evaluation.errors import EvaluationError
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from modelserve.models import ClassifierVersion
 
 RESAMPLES = 2000

@@ -12,7 +12,7 @@ import numpy as np
 from annotation.models import Dataset
 from evaluation import preference, selectors
 from evaluation.errors import EvaluationError
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from modelserve import registry
 
 CANDIDATES = np.logspace(-6, np.log10(0.5), 1000)

@@ -20,7 +20,7 @@ from attacks.models import Campaign
 from evaluation import jobs, plots, report, thresholds
 from evaluation.errors import EvaluationError
 from evaluation.models import Computation
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from modelserve.models import ClassifierVersion, GenerationJob
 
 pm_only = roles.role_required(roles.is_pm, "for project managers")

@@ -8,7 +8,7 @@ its limit has still read the log up to the head: `next_after` moves past the eve
 
 from dataclasses import dataclass
 
-from eventlog import store
+from eventlog import durability, reading, store
 
 MAX_PAGE = 5000
 
@@ -27,11 +27,11 @@ class Page:
 def page(*, after: int = 0, types: list[str] | None = None, limit: int = 1000) -> Page:
     if after < 0 or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"after must be >= 0 and limit between 1 and {MAX_PAGE}")
-    head = store.head_position()
-    events = store.read(after=after, up_to=head, types=types or None, limit=limit)
+    head = reading.head_position()
+    events = reading.read(after=after, up_to=head, types=types or None, limit=limit)
     next_after = events[-1].position if len(events) == limit else max(head, after)
     if events:
-        store.make_durable()  # a consumer never receives an event a crash could take back
+        durability.make_durable()  # a consumer never receives an event a crash could take back
     return Page(events, next_after, head)
 
 

@@ -29,9 +29,8 @@ from functools import cache
 from typing import ClassVar
 
 from django.db import OperationalError, connection, transaction
-from django.utils import timezone
 
-from eventlog import sql, store
+from eventlog import checkpoints, inline_projections, reading, sql, store
 from eventlog.models import Event, ProjectionCheckpoint
 from eventlog.store import Stream
 
@@ -112,79 +111,6 @@ def all_projections() -> list[Projection]:
     return [_registry[name] for name in sorted(_registry)]
 
 
-def _checkpoint(name: str, *, wait: bool) -> int | None:
-    """The checkpoint's position, its row locked; None if another consumer holds it (wait=False)."""
-    statement = "SELECT position FROM eventlog_projectioncheckpoint WHERE name = %s"
-    if sql.postgres():
-        statement += " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
-    found = _locking(name, lambda: sql.rows(statement, [name]))
-    return found[0][0] if found else None
-
-
-def _locking(name: str, query):
-    """Run a query that locks the checkpoint row; if it found none because the row is missing,
-    create it (or wait for the consumer creating it) and run the query again."""
-    found = query()
-    if not found and not ProjectionCheckpoint.objects.filter(name=name).exists():
-        ProjectionCheckpoint.objects.get_or_create(name=name)
-        found = query()
-    return found
-
-
-def _checkpoint_and_events(
-    projection: Projection, *, wait: bool, batch_size: int, relax_durability: bool
-) -> tuple[int, list[store.StoredEvent]] | None:
-    """The checkpoint locked and the next batch of events after it; None if another consumer
-    holds it (wait=False). On PostgreSQL in one round trip, which also shortens the time the
-    lock is held.
-
-    relax_durability: this transaction need not wait for its WAL to reach disk at commit. A
-    read model is derived data: if a crash loses its last commits, it loses the matching
-    checkpoint with them (same transaction) and re-applies those events on restart. An append
-    is acknowledged only once on disk. Only for a projection step in a transaction of its own
-    (never inside an append's or a caller's).
-
-    The events are read in the statement's snapshot, which may predate the lock's wait: events
-    committed during the wait are then left to the next batch. None is skipped, because
-    positions follow commit order: every event the snapshot misses is after every one it sees.
-    """
-    if not sql.postgres():
-        position = _checkpoint(projection.name, wait=wait)
-        if position is None:
-            return None
-        return position, store.read(after=position, types=projection.event_types, limit=batch_size)
-    types = sorted(projection.event_types) if projection.event_types is not None else None
-    statement = _lock_and_read_statement(wait, relax_durability, len(types) if types is not None else None)
-    params = [projection.name, *(types or []), batch_size]
-    found = _locking(projection.name, lambda: sql.rows(statement, params))
-    if not found:
-        return None
-    events = [store.stored_event(row[1:]) for row in found if row[1] is not None]
-    return found[0][0], events
-
-
-@cache
-def _lock_and_read_statement(wait: bool, relax_durability: bool, type_count: int | None) -> str:
-    relax = ", set_config('synchronous_commit', 'off', true)" if relax_durability else ""
-    types = f" AND type IN ({', '.join(['%s'] * type_count)})" if type_count is not None else ""
-    return (
-        f"SELECT checkpoint.position, {', '.join('e.' + column for column in store.EVENT_COLUMNS)}"
-        f" FROM (SELECT position{relax} FROM eventlog_projectioncheckpoint WHERE name = %s"
-        f" FOR UPDATE{'' if wait else ' SKIP LOCKED'}) AS checkpoint"
-        f" LEFT JOIN LATERAL (SELECT {', '.join(store.EVENT_COLUMNS)} FROM eventlog_event"
-        f" WHERE position > checkpoint.position{types} ORDER BY position LIMIT %s) AS e ON true"
-    )
-
-
-def _move_checkpoint(name: str, old: int, new: int) -> None:
-    moved = sql.execute(
-        "UPDATE eventlog_projectioncheckpoint SET position = %s, updated_at = %s WHERE name = %s AND position = %s",
-        [new, timezone.now(), name, old],
-    )
-    if moved != 1:
-        raise RuntimeError(f"checkpoint of {name} moved under its consumer")
-
-
 def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | None = None) -> tuple[int, bool]:
     """Apply one batch in one transaction. Returns (events applied, caught up); (0, False)
     when another consumer holds the projection (wait=False).
@@ -195,7 +121,7 @@ def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | 
     """
     own_transaction = not connection.in_atomic_block
     with transaction.atomic(savepoint=not own_transaction):
-        found = _checkpoint_and_events(
+        found = checkpoints.locked_position_and_events(
             projection, wait=wait, batch_size=batch_size, relax_durability=own_transaction
         )
         if found is None:
@@ -207,7 +133,7 @@ def _step(projection: Projection, *, wait: bool, batch_size: int, target: int | 
             _apply_unapplied(projection, events)
         else:
             projection.apply(events)
-        _move_checkpoint(projection.name, position, events[-1].position)
+        checkpoints.move(projection.name, position, events[-1].position)
         return len(events), len(events) < batch_size
 
 
@@ -256,7 +182,7 @@ def _append_lock_before_checkpoint() -> None:
 
 def catch_up(*names: str) -> None:
     """Bring these projections up to the head: after a conflict, the events others committed."""
-    head = store.head_position()
+    head = reading.head_position()
     for name in names:
         catch_up_to(get(name), head)
 
@@ -282,25 +208,25 @@ def rebuild(projection: Projection) -> int:
     one commits, and no consumer can interleave.
     """
     with transaction.atomic():
-        position = _checkpoint(projection.name, wait=True)
+        position = checkpoints.locked_position(projection.name, wait=True)
         if isinstance(projection, StreamProjection) and sql.postgres():
             _lock_streams(projection, None)  # streams without rows wait too, for the rebuilt ones
         projection.reset()
-        _move_checkpoint(projection.name, position, 0)
+        checkpoints.move(projection.name, position, 0)
         return advance(projection, wait=True)
 
 
 def reflected_position(names: Iterable[str]) -> int:
     """The highest position P such that these projections' read models reflect every event up
     to P: the head, unless one of them has not applied an event of its types yet."""
-    head = store.head_position()
+    head = reading.head_position()
     reflected = head
     for projection in (get(name) for name in names):
         checkpoint = ProjectionCheckpoint.objects.filter(name=projection.name).values_list("position", flat=True)
         after = checkpoint.first() or 0
         if isinstance(projection, StreamProjection):
             # Past its checkpoint, writers have applied their own events: the first one not applied.
-            pending = store.read(after=after, up_to=head, types=projection.event_types)
+            pending = reading.read(after=after, up_to=head, types=projection.event_types)
             pending = _unapplied(pending, projection.applied_versions({e.stream for e in pending}, lock=False))
             first = pending[0].position if pending else None
         else:
@@ -419,5 +345,27 @@ def _events_after(
             events += [e for e in appended if e.version > after]
         else:
             to_read[stream] = after
-    events += store.read_streams(to_read, types=projection.event_types)
+    events += reading.read_streams(to_read, types=projection.event_types)
     return sorted(events, key=lambda e: e.position)
+
+
+class _Inline:
+    """How `store.append` brings an inline projection up to the batch it wrote: a stream
+    projection only the streams the batch wrote to (True if that put the batch on disk); any
+    other up to the batch's last position, in the caller's transaction when there is one."""
+
+    def for_types(self, types: set[str]) -> list[Projection]:
+        return inline_for(types)
+
+    def apply(self, projection: Projection, events: Sequence[store.StoredEvent], last_position: int) -> bool:
+        if isinstance(projection, StreamProjection):
+            own = [e for e in events if projection.event_types is None or e.type in projection.event_types]
+            return catch_up_streams(projection, {e.stream for e in own}, known=own)
+        if connection.in_atomic_block:
+            advance(projection, wait=True)
+        else:
+            catch_up_to(projection, last_position)
+        return False
+
+
+inline_projections.install(_Inline())

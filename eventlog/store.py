@@ -11,21 +11,19 @@ PostgreSQL the append lock is held until the outermost commit.
 """
 
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from uuid_utils.compat import uuid7
 
-from eventlog import context, guards, sql
+from eventlog import context, durability, guards, inline_projections
 from eventlog.errors import ConcurrencyConflict, EventIdConflict
 from eventlog.models import Event
 from eventlog.registry import Payload, registry
@@ -101,9 +99,8 @@ def append(
         recorded_at=timezone.now(),
     )
     _assign_expected_versions(batch.rows, events, dict(expected or {}))
-    from eventlog import projections
-
-    inline = projections.inline_for({row.type for row in batch.rows})
+    hook = inline_projections.installed()
+    inline = hook.for_types({row.type for row in batch.rows}) if hook else []
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a lookup
     postgres = db.vendor == "postgresql"
     in_callers_transaction = db.in_atomic_block  # as append was called (append may open its own)
@@ -129,22 +126,24 @@ def append(
             # A retry of a stored batch: its ids are taken, and its expected versions stale.
             replay = _stored_batch(events, batch.rows) if retry_aware else None
             if replay is not None:
-                make_durable()  # the first try may have stopped between its commit and flush
+                durability.make_durable()  # the first try may have stopped between its commit and flush
                 return replay
             if isinstance(refused, _DuplicateEventId):
                 raise EventIdConflict("an event id of this batch is already stored") from None
             raise
         if inline_inside:
             for projection in inline:
-                _apply_inline(projection, batch, stored)
+                hook.apply(projection, _batch_events(batch, stored), max(position for position, _ in stored))
     on_disk = flushed_at_commit
     try:
         if not inline_inside:
             for projection in inline:
-                on_disk = _apply_inline(projection, batch, stored) or on_disk
+                applied_on_disk = hook.apply(projection, _batch_events(batch, stored),
+                                             max(position for position, _ in stored))
+                on_disk = applied_on_disk or on_disk
     finally:
         if not on_disk:
-            make_durable()
+            durability.make_durable()
     return AppendResult(
         positions=[position for position, _ in stored],
         versions={event.stream: version for event, (_, version) in zip(events, stored)},
@@ -152,140 +151,6 @@ def append(
 
 
 _MAX_ROWS_PER_STATEMENT = 5000
-
-# -- durability ------------------------------------------------------------------------
-# A commit that waits for its WAL to reach disk holds the append lock (released at commit)
-# through the flush, so appends that queue for the lock are serialised flush by flush. So on
-# PostgreSQL, while appends contend for the lock (this one had to wait, or one from this
-# process did within the last second), a one-statement append commits without waiting for
-# the disk and `append` forces the flush before returning; the queued appends' flushes then
-# share disk writes. Either way an append is acknowledged only once durable.
-# In between, other sessions may read the event. Within the database that is harmless: the
-# WAL is replayed in order, so whatever is later written from such a read (a projection's
-# rows, another append) can be lost in a crash only together with the event. A reader that
-# hands events or read models out of the database (the feed, dataset exports) calls
-# `make_durable` first. A writer alone commits with its flush: one round trip. An append whose
-# event a stream projection then applies in a statement of its own (`apply_following`) needs
-# no separate flush: that statement's commit waits for the disk, and the WAL is flushed in
-# order (this relies on `synchronous_commit` being on for the session, PostgreSQL's default).
-
-
-class _RecentContention:
-    """Whether an append from this process has waited for the append lock lately."""
-
-    MEMORY_S = 1.0
-
-    def __init__(self) -> None:
-        self._until = 0.0
-
-    def saw_wait(self) -> None:
-        self._until = time.monotonic() + self.MEMORY_S
-
-    def recent(self) -> bool:
-        return time.monotonic() < self._until
-
-
-_contention = _RecentContention()
-
-# Forces a flush (the WAL record makes this a transaction whose commit waits for the disk)
-# unless everything written to the WAL so far is already on disk.
-_FLUSH_WAL = (
-    "SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn()"
-    " THEN pg_logical_emit_message(true, 'eventlog', '') END"
-)
-
-
-class _SharedFlushes:
-    """The flushes this process's threads force, one at a time: a thread that needs the WAL on
-    disk waits for a flush that began after it asked, rather than running one of its own."""
-
-    PATIENCE_S = 1.0  # a running flush slower than this: flush alongside it
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._running = False
-        self._covered = 0  # when the latest successful flush began (time.monotonic_ns)
-
-    def flush_after_now(self, flush: Callable[[], None]) -> None:
-        asked, lead = time.monotonic_ns(), False
-        with self._changed:
-            while self._covered <= asked:
-                if not self._running:
-                    self._running = lead = True
-                    break
-                if not self._changed.wait(self.PATIENCE_S):
-                    break
-            else:
-                return  # a flush that began after everything this thread can see is done
-        began, done = time.monotonic_ns(), False
-        try:
-            flush()
-            done = True
-        finally:
-            with self._changed:
-                if lead:
-                    self._running = False
-                if done:
-                    self._covered = max(self._covered, began)
-                self._changed.notify_all()
-
-
-_shared_flushes = _SharedFlushes()
-
-
-def make_durable() -> None:
-    """Return once every commit this session can see is on disk (PostgreSQL; on SQLite a
-    commit is as durable as it will be when it returns)."""
-    if not sql.postgres():
-        return
-    if not connection.in_atomic_block:
-        # Any session's flush begun after this thread's commits and reads covers them.
-        _shared_flushes.flush_after_now(lambda: sql.row(_FLUSH_WAL))
-        return
-    # A transaction (an export's snapshot) can see commits that are not yet on disk, and
-    # cannot commit to flush them without ending the snapshot: another session does it.
-    side = connection.get_new_connection(connection.get_connection_params())
-    try:
-        side.autocommit = True
-        side.execute(_FLUSH_WAL)
-    finally:
-        side.close()
-
-
-def _apply_inline(projection, batch: "_Batch", stored: list[tuple[int, int]]) -> bool:
-    """Bring an inline projection up to this batch: a stream projection only the streams the
-    batch wrote to; any other up to the batch's last position (in the caller's transaction
-    when there is one). True if that put the batch on disk (`catch_up_streams`)."""
-    from eventlog import projections
-
-    if isinstance(projection, projections.StreamProjection):
-        own = _stored_events(batch, stored, projection.event_types)
-        return projections.catch_up_streams(projection, {e.stream for e in own}, known=own)
-    if connection.in_atomic_block:
-        projections.advance(projection, wait=True)
-    else:
-        projections.catch_up_to(projection, max(position for position, _ in stored))
-    return False
-
-
-def _stored_events(batch: "_Batch", stored: list[tuple[int, int]], types: frozenset[str] | None) -> list[StoredEvent]:
-    """The batch's events of these types as they now are in the log (what a reader would get)."""
-    return [
-        StoredEvent(
-            position=position,
-            event_id=row.event_id,
-            stream=Stream(row.stream_type, row.stream_id),
-            version=version,
-            type=row.type,
-            schema_version=row.schema_version,
-            payload=json.loads(row.payload_json),
-            metadata=batch.metadata,
-            recorded_at=batch.recorded_at,
-        )
-        for row, (position, version) in zip(batch.rows, stored, strict=True)
-        if types is None or row.type in types
-    ]
-
 
 class _DuplicateEventId(Exception):
     pass
@@ -307,6 +172,24 @@ class _Batch:
     rows: list[_Row]
     metadata: dict[str, Any]
     recorded_at: datetime
+
+
+def _batch_events(batch: "_Batch", stored: list[tuple[int, int]]) -> list[StoredEvent]:
+    """The batch's events as they now are in the log (what a reader would get)."""
+    return [
+        StoredEvent(
+            position=position,
+            event_id=row.event_id,
+            stream=Stream(row.stream_type, row.stream_id),
+            version=version,
+            type=row.type,
+            schema_version=row.schema_version,
+            payload=json.loads(row.payload_json),
+            metadata=batch.metadata,
+            recorded_at=batch.recorded_at,
+        )
+        for row, (position, version) in zip(batch.rows, stored, strict=True)
+    ]
 
 
 def _row(event: NewEvent) -> _Row:
@@ -409,7 +292,7 @@ def _insert_postgres(
         json.dumps(batch.metadata),
         batch.recorded_at,
         may_commit_before_flush,
-        _contention.recent(),
+        durability.contention.recent(),
         # Unescaped: psycopg refuses surrogate code points, which jsonb would join into another character.
         json.dumps(list(stream_numbers), ensure_ascii=False),
         "["
@@ -427,7 +310,7 @@ def _insert_postgres(
             returned = sorted(cursor.fetchall())
         _, _, waited, asynchronous_commit = returned[0]
         if waited:
-            _contention.saw_wait()
+            durability.contention.saw_wait()
         stored = [(position, version) for position, version, _, _ in returned]
         return stored, not (may_commit_before_flush and asynchronous_commit)
     except psycopg.Error as exc:
@@ -509,104 +392,3 @@ def _current_versions(streams: set[Stream]) -> dict[Stream, int]:
         if latest is not None:
             versions[stream] = latest
     return versions
-
-
-# -- reading ---------------------------------------------------------------------------
-
-EVENT_COLUMNS = (
-    "position",
-    "event_id",
-    "stream_type",
-    "stream_id",
-    "version",
-    "type",
-    "schema_version",
-    "payload",
-    "metadata",
-    "recorded_at",
-)
-
-
-def stored_event(row: tuple) -> StoredEvent:
-    """A row of EVENT_COLUMNS from the ORM or from `sql.rows` (where JSON may come back as text)."""
-    position, event_id, stream_type, stream_id, version, type_name, schema_version, payload, metadata, at = row
-    if isinstance(payload, str):
-        payload = json.loads(payload)
-    if isinstance(metadata, str):
-        metadata = json.loads(metadata)
-    event_type = registry.get(type_name)
-    if schema_version < event_type.version:
-        payload = event_type.upcast(payload, schema_version)
-    return StoredEvent(
-        position=position,
-        event_id=sql.uuid_of(event_id),
-        stream=Stream(stream_type, stream_id),
-        version=version,
-        type=type_name,
-        schema_version=schema_version,
-        payload=payload,
-        metadata=metadata,
-        recorded_at=sql.datetime_of(at),
-    )
-
-
-def read(
-    *,
-    after: int = 0,
-    up_to: int | None = None,
-    types: Iterable[str] | None = None,
-    limit: int | None = None,
-) -> list[StoredEvent]:
-    """Events with after < position <= up_to, in position order."""
-    conditions, params = ["position > %s"], [after]
-    if up_to is not None:
-        conditions.append("position <= %s")
-        params.append(up_to)
-    if types is not None:
-        types = sorted(types)
-        if not types:
-            return []
-        condition, type_params = sql.any_of("type", types)
-        conditions.append(condition)
-        params += type_params
-    statement = f"SELECT {', '.join(EVENT_COLUMNS)} FROM eventlog_event WHERE {' AND '.join(conditions)} ORDER BY position"
-    if limit is not None:
-        statement += " LIMIT %s"
-        params.append(limit)
-    return [stored_event(row) for row in sql.rows(statement, params)]
-
-
-def read_streams(after: Mapping[Stream, int], *, types: Iterable[str] | None = None) -> list[StoredEvent]:
-    """The events of these streams after the given version of each, in position order."""
-    if not after:
-        return []
-    wanted = set(types) if types is not None else None
-    columns = ", ".join("e." + column for column in EVENT_COLUMNS)
-    if sql.postgres():
-        streams = list(after.items())
-        found = sql.rows(
-            f"SELECT {columns} FROM unnest(%s::text[], %s::text[], %s::int[]) AS s(stream_type, stream_id, after)"
-            " JOIN eventlog_event e ON e.stream_type = s.stream_type AND e.stream_id = s.stream_id"
-            " AND e.version > s.after ORDER BY e.position",
-            [[s.type for s, _ in streams], [s.id for s, _ in streams], [v for _, v in streams]],
-        )
-    else:
-        found = []
-        for stream, version in after.items():
-            found += sql.rows(
-                f"SELECT {columns} FROM eventlog_event e WHERE e.stream_type = %s AND e.stream_id = %s"
-                " AND e.version > %s",
-                [stream.type, stream.id, version],
-            )
-        found.sort(key=lambda row: row[0])
-    return [stored_event(row) for row in found if wanted is None or row[5] in wanted]
-
-
-def read_stream(stream: Stream) -> list[StoredEvent]:
-    qs = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).order_by("version")
-    return [stored_event(row) for row in qs.values_list(*EVENT_COLUMNS)]
-
-
-def head_position() -> int:
-    """The highest committed position: every event at or below it is committed."""
-    return sql.row("SELECT max(position) FROM eventlog_event")[0] or 0

@@ -199,11 +199,3 @@ def local_name(folder) -> str:
     """The name of the local causal LM in `folder` (what `LocalCausalLM(folder).name` is)."""
     return f"local:{folder}"
 
-
-def __getattr__(name: str):
-    # LocalCausalLM needs PyTorch: imported on first use, so that the rest of this module is cheap.
-    if name == "LocalCausalLM":
-        from modelserve.local_lm import LocalCausalLM
-
-        return LocalCausalLM
-    raise AttributeError(name)

@@ -6,7 +6,7 @@ from annotation import selectors, services
 from annotation.errors import InvalidAnswer
 from annotation.models import Assignment, ComparisonPair, Dataset, Snippet, WorkItem
 from annotation.services import SnippetInput, next_task, submit_label
-from eventlog.store import read
+from eventlog.reading import read
 from tests.annotation.conftest import add_snippets
 
 pytestmark = pytest.mark.django_db

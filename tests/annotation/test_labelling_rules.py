@@ -14,7 +14,8 @@ from annotation.events import TaskServed
 from annotation.models import Assignment, Dataset, Snippet, WorkItem
 from annotation.services import SnippetInput, next_task, submit_label
 from eventlog import projections
-from eventlog.store import NewEvent, Stream, append, read
+from eventlog.reading import read
+from eventlog.store import NewEvent, Stream, append
 from tests.annotation.conftest import add_snippets
 
 pytestmark = pytest.mark.django_db

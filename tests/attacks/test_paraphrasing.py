@@ -28,9 +28,10 @@ from attacks.models import ParaphraseCandidate, ParaphraseJob
 from attacks.paraphrasing import STOP, _seed, request_paraphrases, resume_paraphrasing, run_paraphrasing
 from eventlog.models import Event
 from modelserve import interface
-from modelserve.generation import GenerationError, LocalCausalLM
+from modelserve.generation import GenerationError
 from modelserve.interface import Snippet as Text
 from modelserve.interface import inference
+from modelserve.local_lm import LocalCausalLM
 from tests.attacks.conftest import CATCHES_ALL, LETS_THROUGH
 from tests.conftest import run_threads
 from tests.tiny_models import WORDS

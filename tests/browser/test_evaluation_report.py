@@ -10,7 +10,7 @@ from annotation.models import Dataset, Role
 from attacks import services as attacks
 from evaluation import jobs, report
 from evaluation.models import Computation
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from tests.annotation.conftest import make_member
 from tests.browser.conftest import log_in, shoot
 from tests.evaluation.test_report import vendor_people, world  # noqa: F401 - fixtures: the report's small world

@@ -12,7 +12,7 @@ from annotation import services as annotation
 from annotation.models import Dataset, Role, Snippet, Vendor, WorkItem
 from attacks import services as attacks
 from evaluation import exports
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from modelserve.scoring import scores_for
 from tests.annotation.conftest import make_member
 from tests.conftest import commit_without_flush, on_disk

@@ -17,7 +17,7 @@ from attacks.models import Effort, Submission
 from evaluation import reference, report, stats, thresholds
 from evaluation.models import Computation
 from eventlog.projections import all_projections, rebuild
-from eventlog.store import head_position
+from eventlog.reading import head_position
 from modelserve import registry
 from modelserve.interface import Snippet as Text
 from modelserve.interface import inference

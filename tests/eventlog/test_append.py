@@ -8,8 +8,9 @@ import pytest
 from eventlog import context
 from eventlog.errors import ConcurrencyConflict, EventIdConflict, InvalidPayload, UnknownEventType
 from eventlog.models import Event
+from eventlog.reading import read, read_stream
 from eventlog.registry import Payload, event_type, registry
-from eventlog.store import NO_STREAM, NewEvent, Stream, append, read, read_stream
+from eventlog.store import NO_STREAM, NewEvent, Stream, append
 from tests.fixture_app.events import ItemAdded, ItemRenamed, Tick
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]

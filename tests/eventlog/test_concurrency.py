@@ -10,7 +10,8 @@ from django.db import connection, transaction
 from eventlog import guards, projections
 from eventlog.errors import ConcurrencyConflict
 from eventlog.models import Event, ProjectionCheckpoint
-from eventlog.store import NewEvent, Stream, append, read
+from eventlog.reading import read
+from eventlog.store import NewEvent, Stream, append
 from tests.conftest import run_threads
 from tests.fixture_app.events import Tick
 from tests.fixture_app.models import TickTotal

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection, transaction
 
-from eventlog import feed, store
+from eventlog import durability, feed, reading, store
 from eventlog.store import NewEvent, Stream, append
 from tests.conftest import commit_without_flush, on_disk
 from tests.fixture_app.events import ItemAdded, ItemRenamed, Tick
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("postgres_only")
 
 @pytest.fixture(autouse=True)
 def no_contention_remembered(monkeypatch):
-    monkeypatch.setattr(store, "_contention", store._RecentContention())
+    monkeypatch.setattr(durability, "contention", durability._RecentContention())
 
 
 def current_insert_position() -> str:
@@ -77,16 +77,16 @@ def test_an_append_that_queued_for_the_lock_returns_once_on_disk(inserts):
 
     assert [i.flushed_at_commit for i in inserts] == [False]  # it queued: committed before its flush
     assert on_disk(inserts[0].committed_to)
-    assert store._contention.recent()  # the next appends from this process will too
+    assert durability.contention.recent()  # the next appends from this process will too
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stream_projections_own_commit_puts_the_queued_append_on_disk(inserts, monkeypatch):
     item = Stream("item", "durable")
     append([NewEvent(item, ItemAdded(name="lamp", quantity=1))])
-    store._contention.saw_wait()  # appends contend: the next one commits before its flush
-    separate_flushes, flush = [], store.make_durable
-    monkeypatch.setattr(store, "make_durable", lambda: separate_flushes.append(flush()))
+    durability.contention.saw_wait()  # appends contend: the next one commits before its flush
+    separate_flushes, flush = [], durability.make_durable
+    monkeypatch.setattr(durability, "make_durable", lambda: separate_flushes.append(flush()))
 
     append([NewEvent(item, ItemRenamed(name="torch"))])  # applied by `apply_following`, one statement
 
@@ -98,7 +98,7 @@ def test_a_stream_projections_own_commit_puts_the_queued_append_on_disk(inserts,
 
 @pytest.mark.django_db(transaction=True)
 def test_an_append_in_a_callers_transaction_commits_with_its_flush(inserts):
-    store._contention.saw_wait()  # even while appends contend
+    durability.contention.saw_wait()  # even while appends contend
     with transaction.atomic():
         append([NewEvent(Stream("clock", "c"), Tick(n=1))])
     committed_to = current_insert_position()
@@ -109,10 +109,10 @@ def test_an_append_in_a_callers_transaction_commits_with_its_flush(inserts):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_feed_page_is_on_disk_before_it_is_returned(inserts, monkeypatch):
-    before = store.head_position()
-    store._contention.saw_wait()
+    before = reading.head_position()
+    durability.contention.saw_wait()
     with monkeypatch.context() as patch:
-        patch.setattr(store, "make_durable", lambda: None)  # a writer stopped between commit and flush
+        patch.setattr(durability, "make_durable", lambda: None)  # a writer stopped between commit and flush
         append([NewEvent(Stream("clock", "c"), Tick(n=1))])
     assert inserts[0].flushed_at_commit is False
 
@@ -125,7 +125,7 @@ def test_a_feed_page_is_on_disk_before_it_is_returned(inserts, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_make_durable_outside_a_transaction_flushes_what_others_committed():
     committed_to = commit_without_flush()
-    store.make_durable()
+    durability.make_durable()
     assert on_disk(committed_to)
 
 
@@ -136,5 +136,5 @@ def test_make_durable_inside_a_read_only_snapshot_flushes_from_another_session()
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cursor.execute("SELECT 1")
         committed_to = commit_without_flush()
-        store.make_durable()
+        durability.make_durable()
         assert on_disk(committed_to)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from eventlog.store import _SharedFlushes
+from eventlog.durability import _SharedFlushes
 
 
 class Disk:

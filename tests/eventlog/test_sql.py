@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from eventlog import sql
 from eventlog.models import Event, ProjectionCheckpoint
-from eventlog.store import NewEvent, Stream, append, read
+from eventlog.reading import read
+from eventlog.store import NewEvent, Stream, append
 from tests.fixture_app.events import ItemAdded, Tick
 
 pytestmark = [pytest.mark.contract, pytest.mark.django_db]

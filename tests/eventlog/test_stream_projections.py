@@ -8,7 +8,8 @@ from django.db import transaction
 
 from eventlog import projections
 from eventlog.models import Event, ProjectionCheckpoint
-from eventlog.store import NewEvent, Stream, append, head_position
+from eventlog.reading import head_position
+from eventlog.store import NewEvent, Stream, append
 from tests.conftest import run_threads
 from tests.fixture_app.events import ItemAdded, ItemRenamed
 from tests.fixture_app.models import StreamItem

@@ -11,7 +11,8 @@ import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from modelserve import interface
-from modelserve.generation import GenerationError, Generator, LocalCausalLM, OpenAICompatible, finish
+from modelserve.generation import GenerationError, Generator, OpenAICompatible, finish
+from modelserve.local_lm import LocalCausalLM
 
 PROMPT = "the knight walked to the castle with his sword ."
 CPU = torch.device("cpu")

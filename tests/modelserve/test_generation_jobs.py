@@ -31,7 +31,7 @@ from eventlog.models import Event
 from modelserve import generation_jobs, interface, registry
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
-from modelserve.generation import LocalCausalLM, Replay, first_sentence
+from modelserve.generation import Replay, first_sentence
 from modelserve.generation_jobs import (
     prompt_seed,
     run_generation_job,
@@ -40,6 +40,7 @@ from modelserve.generation_jobs import (
     start_completions,
     start_prompt_selection,
 )
+from modelserve.local_lm import LocalCausalLM
 from modelserve.models import GenerationJob, PromptResult
 from tests.annotation.conftest import make_member
 from tests.conftest import run_threads

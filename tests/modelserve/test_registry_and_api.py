@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from eventlog.errors import ConcurrencyConflict
-from eventlog.store import read
+from eventlog.reading import read
 from modelserve import registry
 from modelserve.errors import BadCheckpoint, ModelUnavailable
 from modelserve.inference import Classifier, Snippet

