@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -10,6 +10,7 @@ from annotation import roles, selectors, services
 from annotation.errors import AnnotationError
 from annotation.importing import read_snippet_file
 from annotation.models import Assignment, Dataset, Member, Snippet, Source, Split, TaskKind, Vendor, WorkItem
+from config.admin_pages import form_page
 
 
 class PMOnly:
@@ -114,11 +115,8 @@ class DatasetAdmin(PMOnly, admin.ModelAdmin):
         ]
 
     def _form_page(self, request, dataset, form, title, errors=()):
-        context = {**self.admin_site.each_context(request), "title": title, "dataset": dataset, "form": form,
-                   "errors": errors, "opts": self.model._meta}
-        # A post that comes back to its form was refused (a success redirects).
-        return render(request, "admin/annotation/dataset_form.html", context,
-                      status=400 if request.method == "POST" else 200)
+        return form_page(self.admin_site, request, title=title, form=form, template="admin/annotation/dataset_form.html",
+                         dataset=dataset, errors=errors, opts=self.model._meta)
 
     def import_view(self, request, pk):
         if not self.has_change_permission(request):

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import path
 
 from annotation.admin import PMOnly, ReadOnly
@@ -16,18 +16,12 @@ from annotation.models import Dataset, Split
 from attacks import paraphrasing, selectors, services
 from attacks.errors import AttackError
 from attacks.models import Campaign, ParaphraseCandidate, ParaphraseJob, Submission
-from modelserve.models import ClassifierVersion
+from config.admin_pages import form_page
+from modelserve.selectors import ready_versions
 
 
 def _ready_versions():
-    return [(v, v) for v in ClassifierVersion.objects.filter(status="ready").values_list("version", flat=True)]
-
-
-def _form_page(admin_site, request, title, form, submit_label, extra=None):
-    context = {**admin_site.each_context(request), "title": title, "form": form, "submit_label": submit_label,
-               **(extra or {})}
-    # A post that comes back to its form was refused (a success redirects).
-    return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)
+    return [(v, v) for v in ready_versions()]
 
 
 class CampaignForm(forms.Form):
@@ -96,7 +90,7 @@ class CampaignAdmin(PMOnly, admin.ModelAdmin):
             else:
                 messages.success(request, f"Campaign {campaign.name} opened.")
                 return redirect("admin:attacks_campaign_change", campaign.pk)
-        return _form_page(self.admin_site, request, "Open an attack campaign", form, "Open")
+        return form_page(self.admin_site, request, title="Open an attack campaign", form=form, submit_label="Open")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_change_permission(request):  # this view replaces the one that checks
@@ -119,9 +113,8 @@ class CampaignAdmin(PMOnly, admin.ModelAdmin):
             "effort": selectors.effort_by_classifier(campaign),
             "switch_form": None if campaign.is_experiment else form,
         }
-        return render(request, "admin/attacks/campaign_detail.html",
-                      {**self.admin_site.each_context(request), "title": campaign.name, "opts": self.model._meta,
-                       **extra}, status=400 if request.method == "POST" else 200)
+        return form_page(self.admin_site, request, title=campaign.name, form=form,
+                         template="admin/attacks/campaign_detail.html", opts=self.model._meta, **extra)
 
 
 class ParaphraseForm(forms.Form):
@@ -178,7 +171,7 @@ class SubmissionAdmin(ReadOnly, admin.ModelAdmin):
                 messages.success(request, f"{len(jobs)} paraphrase job(s) queued.")
                 return redirect("admin:attacks_paraphrasejob_changelist")
         title = f"Paraphrase {len(ids)} successful attack(s)"
-        return _form_page(self.admin_site, request, title, form, "Queue")
+        return form_page(self.admin_site, request, title=title, form=form, submit_label="Queue")
 
 
 class CandidateInline(admin.TabularInline):

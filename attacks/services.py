@@ -39,9 +39,9 @@ from attacks.models import AttackSession, Campaign, DayAssignment, Submission
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from modelserve import selectors as modelserve_selectors
 from modelserve.errors import ModelserveError
 from modelserve.interface import Snippet, Suggestion, WordSaliency, inference
-from modelserve.models import ClassifierVersion
 from modelserve.types import InvalidInput
 from modelserve.words import sentences
 
@@ -62,9 +62,10 @@ def _campaign_stream(campaign_id) -> Stream:
 
 
 def _check_ready(version: str) -> None:
-    row = ClassifierVersion.objects.filter(version=version).first()
-    if row is None or row.status != ClassifierVersion.Status.READY:
-        raise AttackError(f"classifier {version!r} is not a ready classifier")
+    try:
+        modelserve_selectors.ready_classifier(version)
+    except ModelserveError:
+        raise AttackError(f"classifier {version!r} is not a ready classifier") from None
 
 
 def open_campaign(

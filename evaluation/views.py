@@ -22,6 +22,7 @@ from evaluation.errors import EvaluationError
 from evaluation.models import Computation
 from eventlog.reading import head_position
 from modelserve.models import ClassifierVersion, GenerationJob
+from modelserve.selectors import ready_versions
 
 pm_only = roles.role_required(roles.is_pm, "for project managers")
 
@@ -137,8 +138,7 @@ class ThresholdForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["classifier"].choices = [(v, v) for v in ClassifierVersion.objects.filter(
-            status="ready").values_list("version", flat=True)]
+        self.fields["classifier"].choices = [(v, v) for v in ready_versions()]
 
     def params(self) -> dict:
         data = self.cleaned_data

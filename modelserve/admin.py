@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django_htmx.http import HttpResponseStopPolling
@@ -13,6 +13,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.admin import ReadOnly
 from annotation.importing import read_prompt_file
 from annotation.models import Dataset, Source, Split
+from config.admin_pages import form_page
 from modelserve import generation_jobs, registry, training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
@@ -38,9 +39,8 @@ class ClassifierVersionAdmin(ReadOnly, admin.ModelAdmin):
             registry.choose_threshold(version=row.version, **form.cleaned_data)
             self.message_user(request, f"{row.version}: threshold {form.cleaned_data['threshold']:g}")
             return None
-        context = {**self.admin_site.each_context(request), "title": f"Threshold of {row.version}", "form": form,
-                   "submit_label": "Choose", "action": "choose_threshold", "selected": [row.pk]}
-        return render(request, "admin/form_page.html", context, status=400 if form.is_bound else 200)
+        return form_page(self.admin_site, request, title=f"Threshold of {row.version}", form=form, submit_label="Choose",
+                         refused=form.is_bound, action="choose_threshold", selected=[row.pk])
 
     @admin.action(description="Promote (the default classifier for new work)")
     def promote(self, request, queryset):
@@ -130,9 +130,8 @@ class TrainingRunAdmin(ReadOnly, admin.ModelAdmin):
             else:
                 messages.success(request, f"Training {run.version}: {run.manifest_size} snippets.")
                 return redirect("admin:modelserve_trainingrun_changelist")
-        context = {**self.admin_site.each_context(request), "title": "Start training", "form": form, "submit_label": "Start",
-                   "opts": self.model._meta}
-        return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)
+        return form_page(self.admin_site, request, title="Start training", form=form, submit_label="Start",
+                         opts=self.model._meta)
 
 
 def _bar(run: TrainingRun) -> str:
@@ -229,6 +228,5 @@ class GenerationJobAdmin(ReadOnly, admin.ModelAdmin):
             else:
                 messages.success(request, f"{job.get_kind_display()}: {job.prompts} prompts queued.")
                 return redirect("admin:modelserve_generationjob_changelist")
-        context = {**self.admin_site.each_context(request), "title": "Start a generation job", "form": form,
-                   "submit_label": "Start", "multipart": True}
-        return render(request, "admin/form_page.html", context, status=400 if request.method == "POST" else 200)
+        return form_page(self.admin_site, request, title="Start a generation job", form=form, submit_label="Start",
+                         multipart=True)

@@ -40,7 +40,8 @@ from modelserve.events import (
 )
 from modelserve.generation import Generator, draw, first_sentence
 from modelserve.interface import Snippet, generator, generator_name, inference
-from modelserve.models import ClassifierVersion, GenerationJob
+from modelserve.models import GenerationJob
+from modelserve.selectors import ready_classifier
 from modelserve.types import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,7 @@ def start_prompt_selection(
     *, prompts: list[str], per_prompt: int, version: str, threshold: float, keep_fraction: float,
     params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
 ) -> GenerationJob:
-    row = ClassifierVersion.objects.filter(version=version, status=ClassifierVersion.Status.READY).first()
-    if row is None:
-        raise ModelserveError(f"no ready classifier {version!r}")
+    ready_classifier(version)
     if not 0 < keep_fraction <= 1 or not 0 < threshold < 1:
         raise ModelserveError("keep a fraction in (0, 1] of the prompts, with a threshold in (0, 1)")
     return _start(kind="prompt_selection", params=params, seed=seed, prompts=_clean_prompts(prompts),
@@ -113,9 +112,7 @@ def start_quality_check(
 ) -> GenerationJob:
     """The direct quality check: for each prompt, the filtered generator's completion (at the
     classifier's chosen threshold) and an unfiltered one, compared by labellers."""
-    row = ClassifierVersion.objects.filter(version=version, status=ClassifierVersion.Status.READY).first()
-    if row is None:
-        raise ModelserveError(f"no ready classifier {version!r}")
+    row = ready_classifier(version)
     threshold = threshold if threshold is not None else row.threshold
     if threshold is None:
         raise ModelserveError(f"no threshold is chosen for classifier {version}")

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
 from modelserve.generation import GenerationError, Generator, OpenAICompatible, Replay, local_name
-from modelserve.models import ClassifierVersion
+from modelserve.selectors import ready_classifier
 from modelserve.types import InvalidInput, Snippet, Suggestion, WordSaliency
 
 __all__ = ["Snippet", "Suggestion", "WordSaliency", "inference", "InProcessInference", "HttpInference"]
@@ -34,11 +34,7 @@ class InProcessInference:
         self._loading: dict[str, Lock] = {}
 
     def classifier(self, version: str):
-        row = ClassifierVersion.objects.filter(version=version).first()
-        if row is None:
-            raise UnknownModel(version)
-        if row.status != ClassifierVersion.Status.READY:
-            raise ModelUnavailable(f"classifier {version} is {row.status}")
+        row = ready_classifier(version)
         with self._lock:
             loading = self._loading.setdefault(version, Lock())
         with loading:  # one load per version: a request during the start-up warm-up waits for it

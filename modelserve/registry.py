@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from eventlog.store import NO_STREAM, NewEvent, Stream, append
-from modelserve.errors import BadCheckpoint, ModelserveError, ModelUnavailable, UnknownModel
+from modelserve.errors import BadCheckpoint, ModelserveError, UnknownModel
 from modelserve.events import (
     VERSION_PATTERN,
     ClassifierPromoted,
@@ -13,6 +13,7 @@ from modelserve.events import (
     ThresholdChosen,
 )
 from modelserve.models import ClassifierVersion
+from modelserve.selectors import ready_classifier
 
 
 def _stream(version: str) -> Stream:
@@ -73,8 +74,7 @@ def _existing(version: str) -> ClassifierVersion:
 
 def promote(*, version: str) -> None:
     """Make a ready classifier the default for new work."""
-    if _existing(version).status != ClassifierVersion.Status.READY:
-        raise ModelUnavailable(f"{version} is not ready")
+    ready_classifier(version)
     append([NewEvent(_stream(version), ClassifierPromoted())])
 
 

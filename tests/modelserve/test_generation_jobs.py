@@ -586,8 +586,8 @@ def test_what_a_prompt_selection_cannot_start(register, use_generator, queue):
     register("gen-ready", bias=LETS_THROUGH)
     registry.retire(version=register("gen-retired", bias=LETS_THROUGH), reason="old")
     for options, message in [
-        (dict(version="gen-missing"), "no ready classifier 'gen-missing'"),
-        (dict(version="gen-retired"), "no ready classifier 'gen-retired'"),
+        (dict(version="gen-missing"), "no classifier 'gen-missing'"),
+        (dict(version="gen-retired"), "classifier gen-retired is retired"),
         (dict(keep_fraction=0), r"keep a fraction in \(0, 1\]"),
         (dict(keep_fraction=1.01), r"keep a fraction in \(0, 1\]"),
         (dict(threshold=0), r"threshold in \(0, 1\)"),
