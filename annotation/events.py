@@ -10,6 +10,26 @@ from uuid import UUID
 from pydantic import Field
 
 from eventlog.registry import Payload, event_type
+from eventlog.store import Stream
+
+# -- streams: one place that names each ---------------------------------------------------
+
+
+def snippet_stream(snippet_id) -> Stream:
+    return Stream("snippet", str(snippet_id))
+
+
+def import_stream(import_id) -> Stream:
+    return Stream("import", str(import_id))
+
+
+def pair_stream(pair_id) -> Stream:
+    return Stream("pair", str(pair_id))
+
+
+def rating_stream(snippet_id) -> Stream:
+    return Stream("rating", str(snippet_id))
+
 
 LabelValue = Literal["injurious", "not_injurious", "unsure"]
 SourceValue = Literal["initial", "in_distribution_test", "manual_adversarial", "paraphrase", "tool_assisted"]

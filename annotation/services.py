@@ -27,6 +27,10 @@ from annotation.events import (
     SnippetAdded,
     TaskReleased,
     TaskServed,
+    import_stream,
+    pair_stream,
+    rating_stream,
+    snippet_stream,
 )
 from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
 from annotation.selectors import Candidate, held_task, overdue_holds, own_task, queue_candidates
@@ -62,7 +66,7 @@ class ImportResult:
 def _snippet_event(dataset: Dataset, row: SnippetInput, digest: str, author_id: int | None) -> NewEvent:
     snippet_id = uuid7()
     return NewEvent(
-        Stream("snippet", str(snippet_id)),
+        snippet_stream(snippet_id),
         SnippetAdded(
             snippet_id=snippet_id,
             dataset_id=dataset.pk,
@@ -92,7 +96,7 @@ def import_snippets(*, dataset: Dataset, rows: list[SnippetInput], filename: str
     summary = ImportCompleted(
         dataset_id=dataset.pk, filename=filename, added=len(events), duplicate_lines=duplicates
     )
-    append([*events, NewEvent(Stream("import", str(uuid7())), summary)])
+    append([*events, NewEvent(import_stream(uuid7()), summary)])
     if len(events) >= 1000:
         _refresh_planner_statistics()
     return ImportResult(added=len(events), duplicate_lines=duplicates)
@@ -135,7 +139,8 @@ def add_snippets(*, dataset: Dataset, rows: list[SnippetInput], author_id: int |
 # -- serving tasks ------------------------------------------------------------------------
 
 
-def _stream(item: WorkItem | Candidate) -> Stream:
+def _subject_stream(item: WorkItem | Candidate) -> Stream:
+    """The stream of what a work item is about (a snippet, a pair, a rating request)."""
     return Stream(item.stream_type, str(item.subject_id))
 
 
@@ -183,7 +188,7 @@ def next_task(*, user, dataset: Dataset, kind: str = TaskKind.LABEL) -> Assignme
             # Someone else changed this subject meanwhile (most often: took the tie-break that
             # everyone is offered first). Try the others; once none is left, catch up and look again.
             candidates.remove(item)
-            tried.append(_stream(item))
+            tried.append(_subject_stream(item))
         projections.catch_up(tried)
     raise QueueBusy()
 
@@ -200,7 +205,7 @@ def _serve(user, dataset: Dataset, kind: str, item: Candidate, now: datetime, rn
         swapped=kind == TaskKind.COMPARISON and rng.random() < 0.5,
     )
     try:
-        append([NewEvent(_stream(item), served)], expected={_stream(item): item.stream_version})
+        append([NewEvent(_subject_stream(item), served)], expected={_subject_stream(item): item.stream_version})
     except ConcurrencyConflict:
         return None
     return task_id
@@ -215,8 +220,8 @@ def _release(assignment: Assignment, reason: str) -> int:
     item = assignment.work_item
     try:
         append(
-            [NewEvent(_stream(item), TaskReleased(task_id=assignment.task_id, reason=reason))],
-            expected={_stream(item): item.stream_version},
+            [NewEvent(_subject_stream(item), TaskReleased(task_id=assignment.task_id, reason=reason))],
+            expected={_subject_stream(item): item.stream_version},
         )
     except ConcurrencyConflict:
         return 0  # the subject moved on (submitted, or released by someone else)
@@ -256,11 +261,11 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
         seconds = max(0.0, (timezone.now() - assignment.served_at).total_seconds())
         try:
             append(
-                [NewEvent(_stream(item), make_event(assignment, seconds))],
-                expected={_stream(item): item.stream_version},
+                [NewEvent(_subject_stream(item), make_event(assignment, seconds))],
+                expected={_subject_stream(item): item.stream_version},
             )
         except ConcurrencyConflict:
-            projections.catch_up([_stream(item)])
+            projections.catch_up([_subject_stream(item)])
             assignment = own_task(user, assignment.task_id)
             continue
         return own_task(user, assignment.task_id)
@@ -284,7 +289,7 @@ def correct_label(*, user, task_id: UUID, label: str) -> Assignment:
         raise InvalidAnswer("only a submitted label can be corrected")
     _check_label(assignment.work_item.dataset, label)
     if assignment.answer != label:
-        append([NewEvent(_stream(assignment.work_item), LabelCorrected(task_id=task_id, label=label))])
+        append([NewEvent(_subject_stream(assignment.work_item), LabelCorrected(task_id=task_id, label=label))])
     return own_task(user, task_id)
 
 
@@ -356,7 +361,7 @@ def create_comparisons(
             pair_id = uuid7()
             events.append(
                 NewEvent(
-                    Stream("pair", str(pair_id)),
+                    pair_stream(pair_id),
                     ComparisonCreated(
                         pair_id=pair_id, dataset_id=dataset.pk, first_snippet_id=first, second_snippet_id=second
                     ),
@@ -377,7 +382,7 @@ def request_ratings(*, dataset: Dataset, snippet_ids: list[UUID], ratings_requir
     )
     events = [
         NewEvent(
-            Stream("rating", str(snippet_id)),
+            rating_stream(snippet_id),
             RatingRequested(snippet_id=snippet_id, dataset_id=dataset.pk, ratings_required=ratings_required),
         )
         for snippet_id in dict.fromkeys(snippet_ids)

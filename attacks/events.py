@@ -15,7 +15,28 @@ from pydantic import Field
 
 from annotation.events import MAX_TEXT, SplitValue
 from eventlog.registry import Payload, event_type
+from eventlog.store import Stream
 from modelserve.events import VERSION_PATTERN
+
+# -- streams: one place that names each ---------------------------------------------------
+
+
+def campaign_stream(campaign_id) -> Stream:
+    return Stream("campaign", str(campaign_id))
+
+
+def attacker_stream(campaign_id, user_id: int, day) -> Stream:
+    """One contractor's day in a campaign (their classifier for that day is drawn on it)."""
+    return Stream("attacker", f"{campaign_id}:{user_id}:{day.isoformat()}")
+
+
+def session_stream(session_id) -> Stream:
+    return Stream("attack_session", str(session_id))
+
+
+def paraphrase_stream(job_id) -> Stream:
+    return Stream("paraphrase", str(job_id))
+
 
 CampaignKind = Literal["manual", "tool_assisted", "paraphrase"]
 ToolName = Literal["saliency", "substitutions", "insertions", "edit_map"]

@@ -32,12 +32,13 @@ from attacks.events import (
     ParaphrasingFinished,
     ParaphrasingRequested,
     ParaphrasingResumed,
+    paraphrase_stream,
 )
 from attacks.models import Campaign, ParaphraseJob
 from attacks.selectors import confirmed_injurious
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
-from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve.errors import ModelserveError
 from modelserve.generation import draw
 from modelserve.interface import Snippet as Text
@@ -66,8 +67,7 @@ Sentence: {completion}
 Rewrite:"""
 
 
-def _stream(job_id) -> Stream:
-    return Stream("paraphrase", str(job_id))
+
 
 
 def check_few_shot_prompt(text: str) -> None:
@@ -114,7 +114,7 @@ def request_paraphrases(
         if snippet_id in busy:  # a failed job is resumed, not requested again
             continue
         job_id = job_id_for(campaign, snippet_id)
-        events.append(NewEvent(_stream(job_id), ParaphrasingRequested(
+        events.append(NewEvent(paraphrase_stream(job_id), ParaphrasingRequested(
             job_id=job_id, campaign_id=campaign.pk, source_snippet_id=snippet_id, version=campaign.target_version,
             threshold=campaign.threshold, few_shot_prompt=few_shot_prompt, goal=goal, budget=budget,
         )))
@@ -143,7 +143,7 @@ def resume_paraphrasing(*, job: ParaphraseJob) -> None:
     if job.status != ParaphraseJob.Status.FAILED:
         return
     with transaction.atomic():
-        append([NewEvent(_stream(job.pk), ParaphrasingResumed())])
+        append([NewEvent(paraphrase_stream(job.pk), ParaphrasingResumed())])
         async_task("attacks.paraphrasing.run_paraphrasing", str(job.pk), task_name=f"paraphrase {job.pk}")
 
 
@@ -201,7 +201,7 @@ def _scores(version: str, texts: list[Text]) -> list[float | None]:
 def _append(job: ParaphraseJob, *payloads) -> None:
     """Append at the version the job was read at; a conflict means another run moved it on."""
     try:
-        append([NewEvent(_stream(job.pk), p) for p in payloads], expected={_stream(job.pk): job.stream_version})
+        append([NewEvent(paraphrase_stream(job.pk), p) for p in payloads], expected={paraphrase_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:
         catch_up("attacks.work")
 
@@ -256,7 +256,7 @@ def _record_batch(job: ParaphraseJob, source: Snippet, first: int, texts: list[s
                         outcome = "repeat"
                 events.append(ParaphraseGenerated(attempt=attempt, completion=text[:20_000], score=score,
                                                   outcome=outcome, snippet_id=snippet_id))
-            append([NewEvent(_stream(job.pk), e) for e in events], expected={_stream(job.pk): job.stream_version})
+            append([NewEvent(paraphrase_stream(job.pk), e) for e in events], expected={paraphrase_stream(job.pk): job.stream_version})
         except (ConcurrencyConflict, _AddedMeanwhile):
             # Another run recorded these numbers first (or was adding one of these texts while we
             # were): drop ours. The loop reads the job again; the same seed draws the same batch.

@@ -34,11 +34,14 @@ from attacks.events import (
     SessionStarted,
     TargetSwitched,
     ToolQueried,
+    attacker_stream,
+    campaign_stream,
+    session_stream,
 )
 from attacks.models import AttackSession, Campaign, DayAssignment, Submission
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
-from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve import selectors as modelserve_selectors
 from modelserve.errors import ModelserveError
 from modelserve.interface import Snippet, Suggestion, WordSaliency, inference
@@ -57,8 +60,7 @@ SUGGESTIONS = 15
 # -- campaigns (project managers) -----------------------------------------------------------
 
 
-def _campaign_stream(campaign_id) -> Stream:
-    return Stream("campaign", str(campaign_id))
+
 
 
 def _check_ready(version: str) -> None:
@@ -115,7 +117,7 @@ def open_campaign(
         target_version=target_version, experiment=Experiment(classifiers=classifiers, seed=seed) if classifiers else None,
         threshold=threshold, idle_cap_seconds=idle_cap_seconds, time_zone=time_zone,
     )
-    append([NewEvent(_campaign_stream(campaign_id), opened)], expected={_campaign_stream(campaign_id): NO_STREAM})
+    append([NewEvent(campaign_stream(campaign_id), opened)], expected={campaign_stream(campaign_id): NO_STREAM})
     return Campaign.objects.get(pk=campaign_id)
 
 
@@ -125,12 +127,12 @@ def switch_target(*, campaign: Campaign, version: str) -> None:
         raise AttackError("an experiment's classifiers are fixed; open a new campaign instead")
     _check_ready(version)
     if version != campaign.target_version:
-        append([NewEvent(_campaign_stream(campaign.pk), TargetSwitched(version=version))])
+        append([NewEvent(campaign_stream(campaign.pk), TargetSwitched(version=version))])
 
 
 def close_campaign(*, campaign: Campaign) -> None:
     if campaign.active:
-        append([NewEvent(_campaign_stream(campaign.pk), CampaignClosed())])
+        append([NewEvent(campaign_stream(campaign.pk), CampaignClosed())])
 
 
 # -- the day's classifier ------------------------------------------------------------------
@@ -149,7 +151,7 @@ def classifier_of(campaign: Campaign, user_id: int, day: date) -> str:
         return assigned.version
     version = classifier_for_day(campaign.experiment_classifiers, seed=campaign.experiment_seed, user_id=user_id,
                                  day=day)
-    stream = Stream("attacker", f"{campaign.pk}:{user_id}:{day.isoformat()}")
+    stream = attacker_stream(campaign.pk, user_id, day)
     event = DayAssigned(campaign_id=campaign.pk, user_id=user_id, day=day.isoformat(), version=version)
     try:
         append([NewEvent(stream, event)], expected={stream: NO_STREAM})
@@ -196,7 +198,7 @@ def start_session(*, user, campaign: Campaign) -> AttackSession:
     session_id = uuid7()
     event = SessionStarted(session_id=session_id, campaign_id=campaign.pk, user_id=user.pk, day=day.isoformat(),
                            version=classifier_of(campaign, user.pk, day))
-    append([NewEvent(Stream("attack_session", str(session_id)), event)])
+    append([NewEvent(session_stream(session_id), event)])
     return AttackSession.objects.select_related("campaign").get(pk=session_id)
 
 
@@ -217,7 +219,7 @@ def _activity(session: AttackSession) -> dict:
 
 
 def _record(session: AttackSession, *payloads) -> None:
-    append([NewEvent(Stream("attack_session", str(session.pk)), p) for p in payloads])
+    append([NewEvent(session_stream(session.pk), p) for p in payloads])
 
 
 def _snippet(prompt: str, completion: str) -> Snippet:

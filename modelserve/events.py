@@ -11,6 +11,30 @@ from uuid import UUID
 from pydantic import Field
 
 from eventlog.registry import Payload, event_type
+from eventlog.store import Stream
+
+# -- streams: one place that names each ---------------------------------------------------
+
+
+def classifier_stream(version: str) -> Stream:
+    return Stream("classifier", version)
+
+
+def training_stream(run_id) -> Stream:
+    return Stream("training", str(run_id))
+
+
+def generation_stream(job_id) -> Stream:
+    return Stream("generation", str(job_id))
+
+
+def filtered_stream(request_id) -> Stream:
+    return Stream("filtered", str(request_id))
+
+
+def scores_stream(version: str) -> Stream:
+    return Stream("scores", version)
+
 
 VERSION_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
 

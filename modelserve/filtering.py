@@ -17,9 +17,15 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from annotation.text import text_problem
-from eventlog.store import NewEvent, Stream, append
+from eventlog.store import NewEvent, append
 from modelserve.errors import InvalidPrompt, ModelserveError
-from modelserve.events import FilteredAnswered, FilteredDrawRejected, FilteredRequested, GenerationParams
+from modelserve.events import (
+    FilteredAnswered,
+    FilteredDrawRejected,
+    FilteredRequested,
+    GenerationParams,
+    filtered_stream,
+)
 from modelserve.generation import Generator, Replay, draw, first_sentence
 from modelserve.interface import Snippet, generator, inference
 from modelserve.models import ClassifierVersion
@@ -110,7 +116,7 @@ def filtered_completion(
                 break
             rejected.append(candidate)
     request_id = uuid7()
-    stream = Stream("filtered", str(request_id))
+    stream = filtered_stream(request_id)
     events = [
         FilteredRequested(request_id=request_id, prompt=prompt, version=row.version, threshold=threshold,
                           generator=writer.name, params=params, seed=seed, max_attempts=max_attempts,

@@ -28,7 +28,7 @@ from annotation.errors import AnnotationError
 from annotation.models import Dataset, Source, Split
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
-from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve import filtering
 from modelserve.errors import ModelserveError
 from modelserve.events import (
@@ -37,6 +37,7 @@ from modelserve.events import (
     GenerationJobStarted,
     GenerationParams,
     PromptCompleted,
+    generation_stream,
 )
 from modelserve.generation import Generator, draw, first_sentence
 from modelserve.interface import Snippet, generator, generator_name, inference
@@ -49,8 +50,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_PARAMS = GenerationParams(temperature=1.0, max_new_tokens=48)
 
 
-def _stream(job_id) -> Stream:
-    return Stream("generation", str(job_id))
+
 
 
 def _clean_prompts(prompts: list[str]) -> list[str]:
@@ -66,7 +66,7 @@ def _start(**fields) -> GenerationJob:
     job_id = uuid7()
     started = GenerationJobStarted(job_id=job_id, generator=generator_name(), **fields)
     with transaction.atomic():
-        append([NewEvent(_stream(job_id), started)], expected={_stream(job_id): NO_STREAM})
+        append([NewEvent(generation_stream(job_id), started)], expected={generation_stream(job_id): NO_STREAM})
         # Enqueued in the same transaction (ORM broker): no job without its record, or the reverse.
         async_task("modelserve.generation_jobs.run_generation_job", str(job_id), task_name=f"generation {job_id}")
     return GenerationJob.objects.get(pk=job_id)
@@ -171,7 +171,7 @@ def _filtered_and_unfiltered(job: GenerationJob, writer: Generator, prompt: str,
 
 def _append(job: GenerationJob, payload) -> None:
     try:
-        append([NewEvent(_stream(job.pk), payload)], expected={_stream(job.pk): job.stream_version})
+        append([NewEvent(generation_stream(job.pk), payload)], expected={generation_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:  # another run of this job moved it on
         catch_up("modelserve.generation")
 
@@ -190,7 +190,7 @@ def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[
                 snippet_ids = _add_snippets(job, prompt, completions)
             event = PromptCompleted(index=index, seed=seed, completions=completions, snippet_ids=snippet_ids,
                                     scores=scores)
-            append([NewEvent(_stream(job.pk), event)], expected={_stream(job.pk): job.stream_version})
+            append([NewEvent(generation_stream(job.pk), event)], expected={generation_stream(job.pk): job.stream_version})
     except (ConcurrencyConflict, IntegrityError):  # another run recorded this prompt (and its snippets) first
         catch_up("modelserve.generation", "annotation.work")
 
@@ -209,8 +209,8 @@ def _finish_once(job: GenerationJob) -> None:
     try:
         with transaction.atomic():
             report = _finish(job)
-            append([NewEvent(_stream(job.pk), GenerationJobFinished(report=report))],
-                   expected={_stream(job.pk): job.stream_version})
+            append([NewEvent(generation_stream(job.pk), GenerationJobFinished(report=report))],
+                   expected={generation_stream(job.pk): job.stream_version})
     except ConcurrencyConflict:  # another run finished it first
         catch_up("modelserve.generation", "annotation.work")
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve.errors import BadCheckpoint, ModelserveError, UnknownModel
 from modelserve.events import (
     VERSION_PATTERN,
@@ -11,13 +11,10 @@ from modelserve.events import (
     ClassifierRegistered,
     ClassifierRetired,
     ThresholdChosen,
+    classifier_stream,
 )
 from modelserve.models import ClassifierVersion
 from modelserve.selectors import ready_classifier
-
-
-def _stream(version: str) -> Stream:
-    return Stream("classifier", version)
 
 
 def register_checkpoint(
@@ -56,7 +53,7 @@ def register_checkpoint(
         hyperparameters=hyperparameters or {},
         metrics=metrics or {},
     )
-    append([NewEvent(_stream(version), payload)], expected={_stream(version): NO_STREAM})
+    append([NewEvent(classifier_stream(version), payload)], expected={classifier_stream(version): NO_STREAM})
     return ClassifierVersion.objects.get(version=version)
 
 
@@ -75,13 +72,13 @@ def _existing(version: str) -> ClassifierVersion:
 def promote(*, version: str) -> None:
     """Make a ready classifier the default for new work."""
     ready_classifier(version)
-    append([NewEvent(_stream(version), ClassifierPromoted())])
+    append([NewEvent(classifier_stream(version), ClassifierPromoted())])
 
 
 def retire(*, version: str, reason: str = "") -> None:
     if _existing(version).status == ClassifierVersion.Status.RETIRED:
         return
-    append([NewEvent(_stream(version), ClassifierRetired(reason=reason))])
+    append([NewEvent(classifier_stream(version), ClassifierRetired(reason=reason))])
 
 
 def choose_threshold(*, version: str, threshold: float, method: str) -> None:
@@ -89,4 +86,4 @@ def choose_threshold(*, version: str, threshold: float, method: str) -> None:
     _existing(version)
     if not 0 < threshold < 1:
         raise ModelserveError("a threshold is between 0 and 1")
-    append([NewEvent(_stream(version), ThresholdChosen(threshold=threshold, method=method))])
+    append([NewEvent(classifier_stream(version), ThresholdChosen(threshold=threshold, method=method))])

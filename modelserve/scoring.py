@@ -7,8 +7,8 @@ recomputed from the log alone and a second evaluation costs no inference.
 
 from uuid import UUID
 
-from eventlog.store import NewEvent, Stream, append
-from modelserve.events import ScoresRecorded
+from eventlog.store import NewEvent, append
+from modelserve.events import ScoresRecorded, scores_stream
 from modelserve.interface import Snippet, inference
 from modelserve.models import RecordedScore
 
@@ -24,7 +24,7 @@ def scores_for(version: str, snippets: dict[UUID, tuple[str, str]]) -> dict[UUID
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
         scores = inference().score(version, [Snippet(*snippets[s]) for s in chunk])
-        append([NewEvent(Stream("scores", version), ScoresRecorded(version=version, scores=list(zip(chunk, scores,
+        append([NewEvent(scores_stream(version), ScoresRecorded(version=version, scores=list(zip(chunk, scores,
                                                                                                   strict=True))))])
         known.update(zip(chunk, scores, strict=True))
     return known

@@ -19,7 +19,7 @@ from annotation.text import text_problem
 from eventlog import context
 from eventlog.errors import ConcurrencyConflict
 from eventlog.models import Event
-from eventlog.store import NO_STREAM, NewEvent, Stream, append
+from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve.errors import ModelserveError
 from modelserve.events import (
     ClassifierFailed,
@@ -30,6 +30,8 @@ from modelserve.events import (
     TrainingFinished,
     TrainingProgressed,
     TrainingStarted,
+    classifier_stream,
+    training_stream,
 )
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
@@ -39,13 +41,6 @@ logger = logging.getLogger(__name__)
 DEFAULTS = {"epochs": 1, "learning_rate": 2e-5, "batch_size": 16, "seed": 0}
 MAX_SEED = 2**62  # torch.manual_seed takes at most 2**64 - 1, and each epoch adds one
 
-
-def _run_stream(run_id: str) -> Stream:
-    return Stream("training", run_id)
-
-
-def _classifier_stream(version: str) -> Stream:
-    return Stream("classifier", version)
 
 
 def start_training(
@@ -81,8 +76,8 @@ def start_training(
     (Path(checkpoint_dir) / "manifest.jsonl").write_text("\n".join(manifest.lines()) + "\n")
     with transaction.atomic():
         append(
-            [NewEvent(_run_stream(run_id), started), NewEvent(_classifier_stream(version), registered)],
-            expected={_classifier_stream(version): NO_STREAM},
+            [NewEvent(training_stream(run_id), started), NewEvent(classifier_stream(version), registered)],
+            expected={classifier_stream(version): NO_STREAM},
         )
         # Enqueued in the same transaction (ORM broker): no run without its job, or job without run.
         # Without `enqueue` the caller runs `run_training` itself (the demo setup, in the foreground).
@@ -94,7 +89,7 @@ def start_training(
 def cancel_training(*, run_id: str) -> None:
     run = TrainingRun.objects.filter(run_id=run_id, status=TrainingRun.Status.RUNNING).first()
     if run and not run.cancel_requested:
-        append([NewEvent(_run_stream(run_id), TrainingCancelRequested())])
+        append([NewEvent(training_stream(run_id), TrainingCancelRequested())])
 
 
 def _fail(run: TrainingRun, reason: str) -> bool:
@@ -112,14 +107,14 @@ def _end(run: TrainingRun, run_event, classifier_event) -> bool:
     finishes (a frozen worker coming back, a job handed out twice) cannot both end one run, so
     the registry never holds a ready classifier of a failed run. Returns whether it ended it.
     """
-    stream = _run_stream(run.run_id)
+    stream = training_stream(run.run_id)
     for _ in range(10):
         state = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).aggregate(
             head=Max("version"), ended=Count("position", filter=Q(type__in=_ENDINGS)))
         if state["ended"]:
             return False
         try:
-            append([NewEvent(stream, run_event), NewEvent(_classifier_stream(run.version), classifier_event)],
+            append([NewEvent(stream, run_event), NewEvent(classifier_stream(run.version), classifier_event)],
                    expected={stream: state["head"] or NO_STREAM})
         except ConcurrencyConflict:
             continue  # a heartbeat, a cancel request or another ending came first: look again
@@ -178,7 +173,7 @@ def _train(run: TrainingRun) -> dict:
         if now - last_beat[0] >= heartbeat or progress.step == progress.steps:
             last_beat[0] = now
             eta = progress.eta_seconds
-            append([NewEvent(_run_stream(run.run_id), TrainingProgressed(
+            append([NewEvent(training_stream(run.run_id), TrainingProgressed(
                 step=progress.step, steps=progress.steps, loss=progress.loss,
                 eta_seconds=None if eta != eta else eta,
             ))])
