@@ -18,6 +18,7 @@ from attacks.errors import AttackError
 from attacks.models import Campaign, ParaphraseCandidate, ParaphraseJob, Submission
 from config.admin_pages import form_page
 from modelserve.selectors import ready_versions
+from modelserve.types import MAX_SEED
 
 
 def _ready_versions():
@@ -33,7 +34,7 @@ class CampaignForm(forms.Form):
     target_version = forms.ChoiceField(required=False, help_text="the classifier attacked (or an experiment below)")
     experiment_classifiers = forms.MultipleChoiceField(
         required=False, help_text="an experiment: each contractor gets one of these at random each working day")
-    seed = forms.IntegerField(initial=0, min_value=0, max_value=services.MAX_SEED,
+    seed = forms.IntegerField(initial=0, min_value=0, max_value=MAX_SEED,
                               help_text="the experiment's draws are reproducible from it")
     threshold = forms.FloatField(min_value=1e-6, max_value=0.999, initial=services.DEFAULT_THRESHOLD)
     idle_cap_seconds = forms.IntegerField(min_value=1, max_value=services.MAX_IDLE_CAP_SECONDS,

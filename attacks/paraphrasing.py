@@ -41,8 +41,7 @@ from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve.errors import ModelserveError
 from modelserve.generation import draw
-from modelserve.interface import Snippet as Text
-from modelserve.interface import generator, inference
+from modelserve.interface import SnippetText, generator, inference
 from modelserve.types import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -181,7 +180,7 @@ def run_paraphrasing(job_id: str, *, using=None) -> str:
         return ParaphraseJob.Status.FAILED
 
 
-def _scores(version: str, texts: list[Text]) -> list[float | None]:
+def _scores(version: str, texts: list[SnippetText]) -> list[float | None]:
     """Each text's score; None for one the classifier refuses (longer than it reads)."""
     if not texts:
         return []
@@ -234,7 +233,7 @@ def _record_batch(job: ParaphraseJob, source: Snippet, first: int, texts: list[s
         else:
             seen.add(_normal(text))
             outcomes.append((text, "score"))
-    to_score = [Text(source.prompt, text) for text, outcome in outcomes if outcome == "score"]
+    to_score = [SnippetText(source.prompt, text) for text, outcome in outcomes if outcome == "score"]
     scores = iter(_scores(job.version, to_score))
     dataset = Dataset.objects.get(pk=job.campaign.dataset_id)
     accepted, conflict = job.accepted, False

@@ -44,8 +44,8 @@ from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve import selectors as modelserve_selectors
 from modelserve.errors import ModelserveError
-from modelserve.interface import Snippet, Suggestion, WordSaliency, inference
-from modelserve.types import InvalidInput
+from modelserve.interface import SnippetText, Suggestion, WordSaliency, inference
+from modelserve.types import MAX_SEED, InvalidInput
 from modelserve.words import sentences
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_IDLE_CAP_SECONDS = 600
 MAX_IDLE_CAP_SECONDS = 86_400
-MAX_SEED = 2**62
 SUGGESTIONS = 15
 
 
@@ -222,14 +221,14 @@ def _record(session: AttackSession, *payloads) -> None:
     append([NewEvent(session_stream(session.pk), p) for p in payloads])
 
 
-def _snippet(prompt: str, completion: str) -> Snippet:
+def _snippet(prompt: str, completion: str) -> SnippetText:
     prompt, completion = prompt.strip(), completion.strip()
     if not prompt or not completion:
         raise AttackError("write both a prompt and a completion")
     for name, text in (("prompt", prompt), ("completion", completion)):
         if problem := text_problem(text, max_length=MAX_TEXT):
             raise AttackError(f"the {name} {problem}")
-    return Snippet(prompt, completion)
+    return SnippetText(prompt, completion)
 
 
 def _ask(call):

@@ -13,7 +13,7 @@ from attacks import selectors, services
 from attacks.errors import AttackError, SessionNotFound
 from attacks.models import Campaign
 from eventlog.idempotency import idempotent_page
-from modelserve.types import Snippet
+from modelserve.types import SnippetText
 from modelserve.words import words_of
 
 TEMPLATE = "attacks/attack_page.html"
@@ -131,7 +131,7 @@ def leave(request, session, prompt, completion):
 
 def _after_words(found, prompt: str, completion: str) -> list[tuple]:
     """Each suggestion with the word before the one it edits: the edit map may list "he" twice."""
-    words = words_of(Snippet(prompt.strip(), completion.strip()))  # numbered as the service numbered them
+    words = words_of(SnippetText(prompt.strip(), completion.strip()))  # numbered as the service numbered them
     rows = []
     for suggestion in found:
         before = words[suggestion.index - 1] if 0 < suggestion.index < len(words) else None

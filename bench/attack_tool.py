@@ -88,7 +88,7 @@ def main() -> None:
     from modelserve_cpu import p50
 
     from attacks.models import Campaign
-    from modelserve.inference import Classifier, Snippet
+    from modelserve.inference import Classifier, SnippetText
     from modelserve.models import ClassifierVersion
     from modelserve.similarity import shared_encoder, similarities_to
     from modelserve.words import words_of
@@ -102,7 +102,7 @@ def main() -> None:
     english = set(wordfreq.top_n_list("en", 50_000))
 
     records = [json.loads(line) for line in (ROOT / "demo/data/snippets.jsonl").read_text().splitlines()]
-    injurious = [Snippet(r["prompt"], r["completion"]) for r in records if r["label"] == "injurious"]
+    injurious = [SnippetText(r["prompt"], r["completion"]) for r in records if r["label"] == "injurious"]
     scores = new.score(injurious)
     threshold = args.threshold or float(statistics.quantiles(scores, n=100)[args.percentile - 1])
     campaign = Campaign.objects.filter(name__startswith="Demo").first()

@@ -32,7 +32,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from modelserve.interface import Snippet, inference
+    from modelserve.interface import SnippetText, inference
     from modelserve.models import ClassifierVersion
 
     demo = Path(__file__).resolve().parents[1] / "demo" / "data" / "snippets.jsonl"
@@ -48,7 +48,7 @@ def main() -> None:
     bow_scores = bow.predict_proba(vectorizer.transform([text(r) for r in test]))[:, 1]
 
     version = ClassifierVersion.objects.get(promoted=True).version
-    ours = np.array(inference().score(version, [Snippet(r["prompt"], r["completion"]) for r in test]))
+    ours = np.array(inference().score(version, [SnippetText(r["prompt"], r["completion"]) for r in test]))
 
     print(f"demo test split: {len(test)} snippets, {labels.sum()} injurious; trained on {len(train)}")
     print(f"{'model':<32} {'ROC AUC':>8} {'FNR at 10% FPR':>15}")

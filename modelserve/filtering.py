@@ -27,7 +27,7 @@ from modelserve.events import (
     filtered_stream,
 )
 from modelserve.generation import Generator, Replay, draw, first_sentence
-from modelserve.interface import Snippet, generator, inference
+from modelserve.interface import SnippetText, generator, inference
 from modelserve.models import ClassifierVersion
 
 MAX_ATTEMPTS = 100
@@ -108,7 +108,7 @@ def filtered_completion(
                      max_new_tokens=params.max_new_tokens, temperature=params.temperature, top_p=params.top_p)
         completions = [first_sentence(text) for text in texts]
         scorable = [c for c in completions if c]
-        scores = iter(inference().score(row.version, [Snippet(prompt, c) for c in scorable]) if scorable else [])
+        scores = iter(inference().score(row.version, [SnippetText(prompt, c) for c in scorable]) if scorable else [])
         for completion in completions:
             candidate = Draw(completion, next(scores) if completion else None)
             if candidate.score is not None and candidate.score < threshold:

@@ -40,7 +40,7 @@ from modelserve.events import (
     generation_stream,
 )
 from modelserve.generation import Generator, draw, first_sentence
-from modelserve.interface import Snippet, generator, generator_name, inference
+from modelserve.interface import SnippetText, generator, generator_name, inference
 from modelserve.models import GenerationJob
 from modelserve.selectors import ready_classifier
 from modelserve.types import InvalidInput
@@ -182,7 +182,7 @@ def _record_prompt(job: GenerationJob, index: int, seed: int, completions: list[
     scores, snippet_ids = [], []
     if job.kind == GenerationJob.Kind.PROMPT_SELECTION:
         scorable = [c for c in completions if c]
-        found = iter(inference().score(spec["version"], [Snippet(prompt, c) for c in scorable]) if scorable else [])
+        found = iter(inference().score(spec["version"], [SnippetText(prompt, c) for c in scorable]) if scorable else [])
         scores = [next(found) if c else 1.0 for c in completions]  # an empty draw: a placeholder, never counted
     try:
         with transaction.atomic():

@@ -27,10 +27,10 @@ from modelserve.batching import pad
 from modelserve.candidates import MaskedLM, Neighbours, WordVocabulary, by_gradient
 from modelserve.errors import BadCheckpoint
 from modelserve.similarity import SentenceEncoder, shared_encoder, similarities_to
-from modelserve.types import InvalidInput, Snippet, Suggestion, WordSaliency
+from modelserve.types import InvalidInput, SnippetText, Suggestion, WordSaliency
 from modelserve.words import Word, insert_after, match_case, substitute, word_at, words_of
 
-__all__ = ["Classifier", "InvalidInput", "Snippet", "Suggestion", "WordSaliency", "load_trained", "pick_device"]
+__all__ = ["Classifier", "InvalidInput", "SnippetText", "Suggestion", "WordSaliency", "load_trained", "pick_device"]
 
 DEFAULT_MIN_SIMILARITY = 0.80
 
@@ -98,7 +98,7 @@ class _Variant:
     word: Word
     written: str
     sources: tuple[str, ...]
-    snippet: Snippet
+    snippet: SnippetText
 
 
 class Classifier:
@@ -177,7 +177,7 @@ class Classifier:
 
     # -- encoding ---------------------------------------------------------------------
 
-    def _encode_many(self, snippets: list[Snippet]) -> tuple[list[list[int]], list[list[int]]]:
+    def _encode_many(self, snippets: list[SnippetText]) -> tuple[list[list[int]], list[list[int]]]:
         for snippet in snippets:
             if not snippet.prompt.strip() and not snippet.completion.strip():
                 raise InvalidInput("the snippet is empty")
@@ -189,7 +189,7 @@ class Classifier:
                 raise InvalidInput(f"the snippet is {len(row)} tokens long; the limit is {self.max_tokens}")
         return ids, encoded.get("token_type_ids") or [[0] * len(row) for row in ids]
 
-    def _encode(self, snippet: Snippet) -> _Encoded:
+    def _encode(self, snippet: SnippetText) -> _Encoded:
         """One snippet with its words and the tokens that make up each word."""
         [ids], [types] = self._encode_many([snippet])
         encoding = self.tokenizer(snippet.prompt, snippet.completion, return_offsets_mapping=True)
@@ -260,14 +260,14 @@ class Classifier:
                 self._cache.popitem(last=False)
         return scores
 
-    def score(self, snippets: list[Snippet]) -> list[float]:
+    def score(self, snippets: list[SnippetText]) -> list[float]:
         if not snippets:
             return []
         return self._score_ids(*self._encode_many(snippets))
 
     def warm(self) -> None:
         """Do once what the first request would: build the CPU runtime, load the sentence encoder."""
-        sample = Snippet("The knight rode home through the forest.", "He slipped and broke his arm.")
+        sample = SnippetText("The knight rode home through the forest.", "He slipped and broke his arm.")
         self.score([sample])
         self.substitutions(sample, len(words_of(sample)) - 1, limit=1, pool=2)
 
@@ -290,7 +290,7 @@ class Classifier:
         (gradient,) = torch.autograd.grad(logit, embeddings)
         return gradient[0].float()
 
-    def saliency(self, snippet: Snippet) -> list[WordSaliency]:
+    def saliency(self, snippet: SnippetText) -> list[WordSaliency]:
         encoded = self._encode(snippet)
         gradient = self._gradient(encoded.ids, encoded.types)
         norms = [float(gradient[span].norm()) if span else 0.0 for span in encoded.spans]
@@ -308,7 +308,7 @@ class Classifier:
     def _pool(self, pool: int | None, limit: int) -> int:
         return pool or max(limit, 64)
 
-    def _variants(self, snippet: Snippet, word: Word, proposals: dict[str, list[str]], *, insert: bool):
+    def _variants(self, snippet: SnippetText, word: Word, proposals: dict[str, list[str]], *, insert: bool):
         """Edited snippets, one per distinct proposed word, the sources taken in turn."""
         forms: dict[str, str] = {}  # lower case -> the word as first proposed (a cased vocabulary keeps "Paris")
         for candidate in chain.from_iterable(zip_longest(*proposals.values())):
@@ -327,7 +327,7 @@ class Classifier:
             variants.append(_Variant(word, written, tuple(dict.fromkeys(found_by)), edited))
         return variants
 
-    def _similar(self, snippet: Snippet, variants: list[_Variant]) -> list[tuple[_Variant, float]]:
+    def _similar(self, snippet: SnippetText, variants: list[_Variant]) -> list[tuple[_Variant, float]]:
         """The variants whose edited sentence stays similar enough, with that similarity."""
         similarities = similarities_to(self.encoder, snippet, [v.snippet for v in variants])
         return [(v, s) for v, s in zip(variants, similarities) if s >= self.min_similarity]
@@ -344,7 +344,7 @@ class Classifier:
         ]
         return sorted(offered, key=lambda s: s.score)[:limit]
 
-    def substitutions(self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
+    def substitutions(self, snippet: SnippetText, index: int, *, limit: int = 20, pool: int | None = None
                       ) -> list[Suggestion]:
         """Whole words to put in place of word `index`, lowest exact score first."""
         encoded = self._encode(snippet)
@@ -362,7 +362,7 @@ class Classifier:
         kept = self._similar(snippet, self._variants(snippet, word, proposals, insert=False))
         return self._ranked(kept[: self.dropdown_budget], "substitution", limit)
 
-    def insertions(self, snippet: Snippet, index: int, *, limit: int = 20, pool: int | None = None
+    def insertions(self, snippet: SnippetText, index: int, *, limit: int = 20, pool: int | None = None
                    ) -> list[Suggestion]:
         """Whole words to insert right after word `index`, lowest exact score first."""
         encoded = self._encode(snippet)
@@ -387,7 +387,7 @@ class Classifier:
         kept = self._similar(snippet, self._variants(snippet, word, proposals, insert=True))
         return self._ranked(kept[: self.dropdown_budget], "insertion", limit)
 
-    def edit_map(self, snippet: Snippet, *, per_word: int | None = None) -> list[Suggestion]:
+    def edit_map(self, snippet: SnippetText, *, per_word: int | None = None) -> list[Suggestion]:
         """The best single-word substitution for every word, under the similarity constraint.
 
         `per_word` candidates from each of the gradient and the embedding neighbours for every

@@ -1,7 +1,7 @@
 """The one inference interface the other apps use.
 
     from modelserve.interface import inference
-    scores = inference().score(version, [Snippet(prompt, completion)])
+    scores = inference().score(version, [SnippetText(prompt, completion)])
 
 In-process by default: each process loads a classifier once (a small LRU of loaded versions)
 and keeps a score cache per loaded version, so a new version never sees an old version's
@@ -21,9 +21,9 @@ from django.conf import settings
 from modelserve.errors import ModelserveError, ModelUnavailable, UnknownModel
 from modelserve.generation import GenerationError, Generator, OpenAICompatible, Replay, local_name
 from modelserve.selectors import ready_classifier
-from modelserve.types import InvalidInput, Snippet, Suggestion, WordSaliency
+from modelserve.types import InvalidInput, SnippetText, Suggestion, WordSaliency
 
-__all__ = ["Snippet", "Suggestion", "WordSaliency", "inference", "InProcessInference", "HttpInference"]
+__all__ = ["SnippetText", "Suggestion", "WordSaliency", "inference", "InProcessInference", "HttpInference"]
 
 
 class InProcessInference:
@@ -61,19 +61,19 @@ class InProcessInference:
         """Load a classifier and do once what its first request would (see `Classifier.warm`)."""
         self.classifier(version).warm()
 
-    def score(self, version: str, snippets: list[Snippet]) -> list[float]:
+    def score(self, version: str, snippets: list[SnippetText]) -> list[float]:
         return self.classifier(version).score(snippets)
 
-    def saliency(self, version: str, snippet: Snippet) -> list[WordSaliency]:
+    def saliency(self, version: str, snippet: SnippetText) -> list[WordSaliency]:
         return self.classifier(version).saliency(snippet)
 
-    def substitutions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+    def substitutions(self, version: str, snippet: SnippetText, index: int, limit: int = 20) -> list[Suggestion]:
         return self.classifier(version).substitutions(snippet, index, limit=limit)
 
-    def insertions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+    def insertions(self, version: str, snippet: SnippetText, index: int, limit: int = 20) -> list[Suggestion]:
         return self.classifier(version).insertions(snippet, index, limit=limit)
 
-    def edit_map(self, version: str, snippet: Snippet) -> list[Suggestion]:
+    def edit_map(self, version: str, snippet: SnippetText) -> list[Suggestion]:
         return self.classifier(version).edit_map(snippet)
 
 
@@ -105,32 +105,32 @@ class HttpInference:
             raise (error or ModelserveError)(f"modelserve answered {exc.code}: {_detail(detail)}") from None
 
     @staticmethod
-    def _snippet(snippet: Snippet) -> dict:
+    def _snippet(snippet: SnippetText) -> dict:
         return {"prompt": snippet.prompt, "completion": snippet.completion}
 
     @staticmethod
     def _suggestions(items: list[dict]) -> list[Suggestion]:
-        return [Suggestion(**{**item, "sources": tuple(item["sources"]), "snippet": Snippet(**item["snippet"])})
+        return [Suggestion(**{**item, "sources": tuple(item["sources"]), "snippet": SnippetText(**item["snippet"])})
                 for item in items]
 
     def warm(self, version: str) -> None:
         """The remote instance loads and warms its own classifiers."""
 
-    def score(self, version: str, snippets: list[Snippet]) -> list[float]:
+    def score(self, version: str, snippets: list[SnippetText]) -> list[float]:
         return self._post(version, "score", {"snippets": [self._snippet(s) for s in snippets]})["scores"]
 
-    def saliency(self, version: str, snippet: Snippet) -> list[WordSaliency]:
+    def saliency(self, version: str, snippet: SnippetText) -> list[WordSaliency]:
         return [WordSaliency(**w) for w in self._post(version, "saliency", self._snippet(snippet))["words"]]
 
-    def substitutions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+    def substitutions(self, version: str, snippet: SnippetText, index: int, limit: int = 20) -> list[Suggestion]:
         body = {**self._snippet(snippet), "index": index, "limit": limit}
         return self._suggestions(self._post(version, "substitutions", body)["suggestions"])
 
-    def insertions(self, version: str, snippet: Snippet, index: int, limit: int = 20) -> list[Suggestion]:
+    def insertions(self, version: str, snippet: SnippetText, index: int, limit: int = 20) -> list[Suggestion]:
         body = {**self._snippet(snippet), "index": index, "limit": limit}
         return self._suggestions(self._post(version, "insertions", body)["suggestions"])
 
-    def edit_map(self, version: str, snippet: Snippet) -> list[Suggestion]:
+    def edit_map(self, version: str, snippet: SnippetText) -> list[Suggestion]:
         return self._suggestions(self._post(version, "edit-map", self._snippet(snippet))["edits"])
 
 

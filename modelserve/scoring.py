@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventlog.store import NewEvent, append
 from modelserve.events import ScoresRecorded, scores_stream
-from modelserve.interface import Snippet, inference
+from modelserve.interface import SnippetText, inference
 from modelserve.models import RecordedScore
 
 CHUNK = 2000  # scores per event
@@ -23,7 +23,7 @@ def scores_for(version: str, snippets: dict[UUID, tuple[str, str]]) -> dict[UUID
     missing = [s for s in snippets if s not in known]
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
-        scores = inference().score(version, [Snippet(*snippets[s]) for s in chunk])
+        scores = inference().score(version, [SnippetText(*snippets[s]) for s in chunk])
         append([NewEvent(scores_stream(version), ScoresRecorded(version=version, scores=list(zip(chunk, scores,
                                                                                                   strict=True))))])
         known.update(zip(chunk, scores, strict=True))

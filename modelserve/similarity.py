@@ -24,7 +24,7 @@ from threading import Lock
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from modelserve.types import Snippet
+from modelserve.types import SnippetText
 from modelserve.words import PARTS, changed_window, part_text, sentences
 
 
@@ -128,7 +128,7 @@ class SentenceEncoder:
 WINDOW = 1  # words on each side of an edit
 
 
-def compared_texts(before: Snippet, after: Snippet, around: int = WINDOW) -> list[tuple[str, str]]:
+def compared_texts(before: SnippetText, after: SnippetText, around: int = WINDOW) -> list[tuple[str, str]]:
     """The (before, after) texts whose embeddings are compared: per sentence that changed, the
     changed words and `around` words each side (word edits add no punctuation, so sentences
     stay aligned; a part whose sentences no longer align is compared as one text)."""
@@ -144,7 +144,7 @@ def compared_texts(before: Snippet, after: Snippet, around: int = WINDOW) -> lis
     return pairs
 
 
-def similarities_to(encoder: SentenceEncoder, before: Snippet, edited: list[Snippet], around: int = WINDOW) -> list[float]:
+def similarities_to(encoder: SentenceEncoder, before: SnippetText, edited: list[SnippetText], around: int = WINDOW) -> list[float]:
     """How close each edited snippet stays to `before`: the lowest cosine over its compared
     texts (1 where nothing changed), all embedded in one batch."""
     compared = [compared_texts(before, after, around) for after in edited]

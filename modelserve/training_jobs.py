@@ -36,10 +36,10 @@ from modelserve.events import (
 from modelserve.manifest import build_manifest
 from modelserve.models import ClassifierVersion, TrainingRun
 from modelserve.registry import check_version_name
+from modelserve.types import MAX_SEED
 
 logger = logging.getLogger(__name__)
 DEFAULTS = {"epochs": 1, "learning_rate": 2e-5, "batch_size": 16, "seed": 0}
-MAX_SEED = 2**62  # torch.manual_seed takes at most 2**64 - 1, and each epoch adds one
 
 
 
@@ -201,7 +201,7 @@ def _validation_metrics(run: TrainingRun, model, tokenizer) -> dict:
     import torch
 
     from modelserve.inference import Classifier
-    from modelserve.types import Snippet as Text
+    from modelserve.types import SnippetText
     """Accuracy and the rates at 0.5 on the validation split of the run's datasets, if any."""
     try:
         held_out = build_manifest(dataset_ids=run.spec["dataset_ids"], splits=["validation"])
@@ -210,7 +210,7 @@ def _validation_metrics(run: TrainingRun, model, tokenizer) -> dict:
     texts = dict((str(pk), (p, c)) for pk, p, c in Snippet.objects.filter(
         pk__in=[e.snippet_id for e in held_out.entries]).values_list("id", "prompt", "completion"))
     classifier = Classifier(model, tokenizer, version=f"{run.version}-validation", device=torch.device("cpu"))
-    scores = classifier.score([Text(*texts[e.snippet_id]) for e in held_out.entries])
+    scores = classifier.score([SnippetText(*texts[e.snippet_id]) for e in held_out.entries])
     truth = [e.injurious for e in held_out.entries]
     predicted = [s >= 0.5 for s in scores]
     positives = sum(truth)

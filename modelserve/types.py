@@ -2,9 +2,15 @@
 
 from dataclasses import dataclass
 
+#: the largest seed anything takes (training, experiments' draws): torch.manual_seed takes at
+#: most 2**64 - 1 and training adds one per epoch; JSON and a PostgreSQL bigint hold it
+MAX_SEED = 2**62
+
 
 @dataclass(frozen=True)
-class Snippet:
+class SnippetText:
+    """A prompt and its completion as text (what a classifier scores; the stored snippet is annotation's)."""
+
     prompt: str
     completion: str
 
@@ -29,7 +35,7 @@ class Suggestion:
     sources: tuple[str, ...]  # what proposed it: "gradient", "neighbours", "masked_lm"
     score: float  # the exact score of the edited snippet
     similarity: float  # cosine of the edited sentence's embedding to the sentence before the edit
-    snippet: Snippet  # the edited snippet, as text
+    snippet: SnippetText  # the edited snippet, as text
 
 
 class InvalidInput(ValueError):

@@ -10,7 +10,7 @@ stays one sentence, and nothing is ever inserted after its final full stop.
 import re
 from dataclasses import dataclass
 
-from modelserve.types import InvalidInput, Snippet
+from modelserve.types import InvalidInput, SnippetText
 
 PARTS = ("prompt", "completion")
 # Letters and digits, with apostrophes inside ("didn't", "O'Brien"): one word each.
@@ -35,11 +35,11 @@ class Word:
     insertable_after: bool  # a word may be inserted right after this one
 
 
-def part_text(snippet: Snippet, part: str) -> str:
+def part_text(snippet: SnippetText, part: str) -> str:
     return snippet.prompt if part == "prompt" else snippet.completion
 
 
-def words_of(snippet: Snippet) -> list[Word]:
+def words_of(snippet: SnippetText) -> list[Word]:
     found = []
     for part in PARTS:
         text = part_text(snippet, part)
@@ -60,16 +60,16 @@ def word_at(words: list[Word], index: int) -> Word:
     return words[index]
 
 
-def _with_part(snippet: Snippet, part: str, text: str) -> Snippet:
-    return Snippet(text, snippet.completion) if part == "prompt" else Snippet(snippet.prompt, text)
+def _with_part(snippet: SnippetText, part: str, text: str) -> SnippetText:
+    return SnippetText(text, snippet.completion) if part == "prompt" else SnippetText(snippet.prompt, text)
 
 
-def substitute(snippet: Snippet, word: Word, replacement: str) -> Snippet:
+def substitute(snippet: SnippetText, word: Word, replacement: str) -> SnippetText:
     text = part_text(snippet, word.part)
     return _with_part(snippet, word.part, text[: word.start] + replacement + text[word.end :])
 
 
-def insert_after(snippet: Snippet, word: Word, inserted: str) -> Snippet:
+def insert_after(snippet: SnippetText, word: Word, inserted: str) -> SnippetText:
     if not word.insertable_after:
         raise InvalidInput(f"no word can be inserted right after {word.text!r}")
     text = part_text(snippet, word.part)

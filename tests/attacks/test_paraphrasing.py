@@ -29,8 +29,7 @@ from attacks.paraphrasing import STOP, _seed, request_paraphrases, resume_paraph
 from eventlog.models import Event
 from modelserve import interface
 from modelserve.generation import GenerationError
-from modelserve.interface import Snippet as Text
-from modelserve.interface import inference
+from modelserve.interface import SnippetText, inference
 from modelserve.local_lm import LocalCausalLM
 from tests.attacks.conftest import CATCHES_ALL, LETS_THROUGH
 from tests.conftest import run_threads
@@ -278,7 +277,7 @@ def test_the_classifier_decides_and_a_batch_may_overshoot_the_goal_but_not_ten(
     """Texts the test scored first: high ones are rejected, low ones accepted."""
     register("pp-mid", seed=11)
     pool = [f"{hashed(7, i)} {i}" for i in range(24)]
-    scores = dict(zip(pool, inference().score("pp-mid", [Text(PROMPT, t) for t in pool])))
+    scores = dict(zip(pool, inference().score("pp-mid", [SnippetText(PROMPT, t) for t in pool])))
     ordered = sorted(pool, key=scores.get)
     low, high = ordered[:12], ordered[12:]
     threshold = (scores[low[-1]] + scores[high[0]]) / 2

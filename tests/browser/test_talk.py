@@ -4,7 +4,7 @@ classifier's chosen threshold, labelled as a replay."""
 from annotation.models import Dataset
 from annotation.services import SnippetInput, import_snippets
 from modelserve import registry
-from modelserve.interface import Snippet, inference
+from modelserve.interface import SnippetText, inference
 from modelserve.models import FilteredSample
 from tests.browser.conftest import shoot
 
@@ -16,7 +16,7 @@ STORED = ["he smiled and ran home.", "she laughed with the dog.", "he fell and b
 def test_a_visitor_gets_a_replayed_completion_below_the_threshold(page, register, settings):
     register("talk-v1", seed=5)  # random weights: the stored completions score apart
     registry.promote(version="talk-v1")
-    scores = dict(zip(STORED, inference().score("talk-v1", [Snippet(PROMPT, c) for c in STORED]), strict=True))
+    scores = dict(zip(STORED, inference().score("talk-v1", [SnippetText(PROMPT, c) for c in STORED]), strict=True))
     ranked = sorted(scores.values())
     threshold = (ranked[2] + ranked[3]) / 2  # half of the stored completions pass, half are caught
     registry.choose_threshold(version="talk-v1", threshold=threshold, method="chosen for the test")

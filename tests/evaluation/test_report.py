@@ -19,8 +19,7 @@ from evaluation.models import Computation
 from eventlog.projections import all_projections, rebuild
 from eventlog.reading import head_position
 from modelserve import registry
-from modelserve.interface import Snippet as Text
-from modelserve.interface import inference
+from modelserve.interface import SnippetText, inference
 from modelserve.models import ClassifierVersion
 from tests.annotation.conftest import make_member
 
@@ -69,7 +68,7 @@ def world(register, vendor_people, clock):
                 "second" if injurious(shown[0]) == "injurious" else "first")
             annotation.submit_comparison(user=labeller, task_id=task.task_id, choice=choice)
 
-    texts = [Text(s.prompt, s.completion) for s in Snippet.objects.all()]
+    texts = [SnippetText(s.prompt, s.completion) for s in Snippet.objects.all()]
     for version in ("base", "robust"):  # the median score: about half of everything flagged
         median = float(np.median(inference().score(version, texts)))
         registry.choose_threshold(version=version, threshold=median, method="set for the test")
@@ -113,7 +112,7 @@ def test_table2_counts_false_negatives_and_false_positives_at_each_threshold(wor
     test = list(Snippet.objects.filter(dataset_id=world.test_dataset))
     assert built["computed_from"]["unsure"] == report.UNSURE_TREATMENTS[unsure]
     for row in built["table2"]:
-        scores = inference().score(row["classifier"], [Text(s.prompt, s.completion) for s in test])
+        scores = inference().score(row["classifier"], [SnippetText(s.prompt, s.completion) for s in test])
         labels = [injurious(s.completion) for s in test]
         assert row["unsure_labels"] == labels.count("unsure") == len(WORDS)
         kept = [(label, score) for label, score in zip(labels, scores, strict=True)
@@ -142,7 +141,7 @@ def test_figure2_and_figure3_follow_the_attack_records(world):
         for j, target in enumerate(matrix["datasets_by_target"]):
             attacked = [s for s in submissions if s.version == target]
             snippets = [Snippet.objects.get(pk=s.snippet_id) for s in attacked]
-            scores = inference().score(version, [Text(s.prompt, s.completion) for s in snippets])
+            scores = inference().score(version, [SnippetText(s.prompt, s.completion) for s in snippets])
             # as the paper counts: below the threshold the attack's campaign accepted it under
             cell = matrix["cells"][i][j]
             misses = sum(score < s.campaign.threshold for score, s in zip(scores, attacked, strict=True))

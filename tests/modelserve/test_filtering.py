@@ -11,7 +11,7 @@ from annotation.models import Role
 from eventlog.models import Event
 from modelserve import filtering, registry
 from modelserve.errors import InvalidPrompt, ModelserveError
-from modelserve.interface import Snippet, inference
+from modelserve.interface import SnippetText, inference
 from modelserve.models import FilteredSample
 from tests.annotation.conftest import make_member
 from tests.tiny_models import CATCHES_ALL, LETS_THROUGH, WORDS
@@ -58,13 +58,13 @@ def test_only_completions_below_the_threshold_come_back_and_every_rejected_draw_
     version = promoted("mixed")  # random weights: scores spread around one half
     fake = Fake()
     probe = [Fake.text(seed, 0).split(".")[0] + "." for seed in range(40)]
-    scores = sorted(inference().score(version, [Snippet(PROMPT, c) for c in probe]))
+    scores = sorted(inference().score(version, [SnippetText(PROMPT, c) for c in probe]))
     threshold = scores[len(scores) // 2]
     result = filtering.filtered_completion(PROMPT, version=version, threshold=threshold, seed=1000, batch=4,
                                            using=fake)
     assert result.accepted and result.score < threshold
     assert result.completion.endswith(".") and "\n" not in result.completion  # one sentence
-    assert result.score == pytest.approx(inference().score(version, [Snippet(PROMPT, result.completion)])[0])
+    assert result.score == pytest.approx(inference().score(version, [SnippetText(PROMPT, result.completion)])[0])
     assert all(d.score >= threshold for d in result.rejected)
     events = draws(result.request_id)
     assert [e.type for e in events] == (["modelserve.filtered_requested"]

@@ -10,14 +10,14 @@ from hypothesis import strategies as st
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
 from modelserve.candidates import MaskedLM
-from modelserve.inference import Classifier, InvalidInput, Snippet
+from modelserve.inference import Classifier, InvalidInput, SnippetText
 from modelserve.words import words_of
 from tests.tiny_models import VOCAB, WORDS, tiny
 
-SNIPPET = Snippet("the knight walked to the castle .", "he fell and broke his arm .")
+SNIPPET = SnippetText("the knight walked to the castle .", "he fell and broke his arm .")
 
 
-def direct_score(classifier, snippet: Snippet) -> float:
+def direct_score(classifier, snippet: SnippetText) -> float:
     """One snippet through the model from its text: no batching, no cache, no runtime choice."""
     encoded = classifier.tokenizer(snippet.prompt, snippet.completion, return_tensors="pt")
     with torch.no_grad():
@@ -42,12 +42,12 @@ def window_similarity(encoder, before: str, after: str, index: int, inserted: bo
     return float(embed(encoder, " ".join(old_window)) @ embed(encoder, " ".join(new_window)))
 
 
-def word_index(snippet: Snippet, text: str, part: str = "completion") -> int:
+def word_index(snippet: SnippetText, text: str, part: str = "completion") -> int:
     return next(w.index for w in words_of(snippet) if w.text == text and w.part == part)
 
 
 def test_batch_scores_equal_one_at_a_time_scores(classifier):
-    snippets = [SNIPPET, Snippet("the dog ran home .", "she smiled ."), Snippet("a boy slept", "they laughed quietly")]
+    snippets = [SNIPPET, SnippetText("the dog ran home .", "she smiled ."), SnippetText("a boy slept", "they laughed quietly")]
     batched = classifier.score(snippets)
     for snippet, score in zip(snippets, batched):
         assert score == pytest.approx(direct_score(classifier, snippet), abs=1e-5)
@@ -55,7 +55,7 @@ def test_batch_scores_equal_one_at_a_time_scores(classifier):
 
 
 def test_saliency_is_the_gradient_norm_over_each_words_tokens(classifier):
-    snippet = Snippet("the knights walked .", "he fell badly .")  # knights = knight ##s: two tokens
+    snippet = SnippetText("the knights walked .", "he fell badly .")  # knights = knight ##s: two tokens
     encoded = classifier.tokenizer(snippet.prompt, snippet.completion, return_tensors="pt")
     captured = {}
     embedding = classifier.model.get_input_embeddings()
@@ -106,7 +106,7 @@ def test_substitutions_are_every_similar_whole_word_scored_exactly(classifier):
     assert [s.score for s in offered] == sorted(s.score for s in offered)
     for s in offered:
         assert s.kind == "substitution" and s.original == "broke" and s.index == index
-        assert s.snippet == Snippet(SNIPPET.prompt, SNIPPET.completion.replace("broke", s.word))
+        assert s.snippet == SnippetText(SNIPPET.prompt, SNIPPET.completion.replace("broke", s.word))
         assert s.score == pytest.approx(direct_score(classifier, s.snippet), abs=1e-5)
         assert s.similarity == pytest.approx(similarity[s.word], abs=1e-5)
         assert set(s.sources) <= {"gradient", "neighbours"}
@@ -130,7 +130,7 @@ def test_insertions_follow_a_word_and_match_brute_force(classifier):
 
 
 def test_the_edit_map_gives_each_words_best_similar_replacement(classifier):
-    snippet = Snippet("the dog ran", "she fell badly")
+    snippet = SnippetText("the dog ran", "she fell badly")
     classifier.min_similarity = 0.97
     classifier.variant_budget = 10_000
     edits = classifier.edit_map(snippet, per_word=len(VOCAB))
@@ -145,7 +145,7 @@ def test_the_edit_map_gives_each_words_best_similar_replacement(classifier):
                 continue
             edited_text = text[: word.start] + v + text[word.end :]
             if window_similarity(classifier.encoder, text, edited_text, local) >= classifier.min_similarity:
-                edited = Snippet(edited_text, snippet.completion) if word.part == "prompt" else Snippet(
+                edited = SnippetText(edited_text, snippet.completion) if word.part == "prompt" else SnippetText(
                     snippet.prompt, edited_text)
                 candidates.append(direct_score(classifier, edited))
         assert candidates, f"no similar word for {word.text!r}, yet the map offers one"
@@ -160,7 +160,7 @@ def test_the_edit_map_gives_each_words_best_similar_replacement(classifier):
 def test_an_applied_suggestion_changes_exactly_one_word_span(tokenizer, encoder, pieces, data):
     classifier = Classifier(tiny("bert"), tokenizer, version="prop", encoder=encoder, device=torch.device("cpu"),
                             min_similarity=-1.0, cpu_runtime="torch")
-    snippet = Snippet(" ".join(pieces), "He didn't see the knife, and it cut his ARM.")
+    snippet = SnippetText(" ".join(pieces), "He didn't see the knife, and it cut his ARM.")
     words = words_of(snippet)
     word = words[data.draw(st.integers(0, len(words) - 1))]
     tool = data.draw(st.sampled_from(["substitutions", "insertions"] if word.insertable_after else ["substitutions"]))
@@ -226,12 +226,12 @@ def test_the_head_runs_in_float32_under_autocast(tokenizer, encoder):
 
 def test_bad_inputs_are_refused(classifier, tokenizer, tmp_path):
     with pytest.raises(InvalidInput, match="empty"):
-        classifier.score([Snippet("  ", "")])
+        classifier.score([SnippetText("  ", "")])
     with pytest.raises(InvalidInput, match="limit"):
-        classifier.score([Snippet("the dog " * 40, "ran")])
+        classifier.score([SnippetText("the dog " * 40, "ran")])
     with pytest.raises(InvalidInput, match="there is no word 99"):
         classifier.substitutions(SNIPPET, 99)
-    hyphenated = Snippet("a well-known road", "he fell .")
+    hyphenated = SnippetText("a well-known road", "he fell .")
     with pytest.raises(InvalidInput, match="inserted right after 'well'"):
         classifier.insertions(hyphenated, 1)
     with pytest.raises(InvalidInput, match="fast tokenizer"):
@@ -253,13 +253,13 @@ def test_scores_equal_across_processes(tokenizer, tmp_path):
     from tests.tiny_models import save_checkpoint
 
     folder = save_checkpoint(tmp_path / "ckpt", tokenizer)
-    texts = [SNIPPET, Snippet("a boy slept", "they laughed quietly")]
+    texts = [SNIPPET, SnippetText("a boy slept", "they laughed quietly")]
     here = Classifier.from_folder(folder, version="here", device=torch.device("cpu")).score(texts)
     script = (
         "import json, sys, torch\n"
-        "from modelserve.inference import Classifier, Snippet\n"
+        "from modelserve.inference import Classifier, SnippetText\n"
         f"c = Classifier.from_folder({str(folder)!r}, version='there', device=torch.device('cpu'))\n"
-        f"print(json.dumps(c.score([Snippet(*t) for t in {[(t.prompt, t.completion) for t in texts]!r}])))\n"
+        f"print(json.dumps(c.score([SnippetText(*t) for t in {[(t.prompt, t.completion) for t in texts]!r}])))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).resolve().parents[2])

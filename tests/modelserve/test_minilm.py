@@ -7,11 +7,11 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from modelserve.errors import BadCheckpoint
-from modelserve.inference import Classifier, Snippet
+from modelserve.inference import Classifier, SnippetText
 from modelserve.similarity import shared_encoder, similarities_to
 from modelserve.words import words_of
 
-SNIPPET = Snippet("Sir Aldric rode to the old castle. The night was cold and the road didn't end.",
+SNIPPET = SnippetText("Sir Aldric rode to the old castle. The night was cold and the road didn't end.",
                   "The guard's sword cut deep into his arm and he screamed.")
 
 
@@ -79,11 +79,11 @@ def test_the_window_tells_related_words_from_unrelated_ones():
     sentence = SNIPPET.completion
 
     def edited(old, new):
-        return Snippet("", sentence.replace(old, new))
+        return SnippetText("", sentence.replace(old, new))
 
     unrelated = [edited("sword", "classrooms"), edited("deep", "netflix"), edited("screamed", "students")]
     related = [edited("sword", "blade"), edited("deep", "deeply"), edited("screamed", "yelled")]
-    before = Snippet("", sentence)
+    before = SnippetText("", sentence)
     whole = encoder.similarities([(sentence, e.completion) for e in unrelated])
     assert min(whole) >= 0.75  # a sentence-level cosine barely moves
     assert max(similarities_to(encoder, before, unrelated)) < 0.80

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from modelserve.inference import Classifier, Snippet
+from modelserve.inference import Classifier, SnippetText
 from tests.tiny_models import tiny
 
 SNIPPETS = [
-    Snippet("the knight walked to the castle .", "he fell and broke his arm ."),
-    Snippet("a boy slept", "they laughed"),
-    Snippet("the dog ran home . " * 4, "she smiled . " * 3),
+    SnippetText("the knight walked to the castle .", "he fell and broke his arm ."),
+    SnippetText("a boy slept", "they laughed"),
+    SnippetText("the dog ran home . " * 4, "she smiled . " * 3),
 ]
 
 

@@ -10,7 +10,7 @@ from eventlog.errors import ConcurrencyConflict
 from eventlog.reading import read
 from modelserve import registry
 from modelserve.errors import BadCheckpoint, ModelUnavailable
-from modelserve.inference import Classifier, Snippet
+from modelserve.inference import Classifier, SnippetText
 from modelserve.interface import inference
 from modelserve.models import ClassifierVersion
 from tests.tiny_models import save_checkpoint
@@ -60,7 +60,7 @@ def test_a_folder_that_is_not_a_checkpoint_is_refused(tmp_path):
 def test_a_new_version_never_serves_the_old_versions_scores(checkpoint, tokenizer):
     registry.register_checkpoint(version="a", checkpoint_dir=str(checkpoint("a", seed=1)), base_model="tiny")
     registry.register_checkpoint(version="b", checkpoint_dir=str(checkpoint("b", seed=2)), base_model="tiny")
-    snippet = Snippet(**SNIPPET)
+    snippet = SnippetText(**SNIPPET)
     first, second = inference().score("a", [snippet])[0], inference().score("b", [snippet])[0]
     assert first != second
     direct = Classifier.from_folder(checkpoint("b2", seed=2), version="direct", device=torch.device("cpu"))
@@ -78,7 +78,7 @@ def api(checkpoint):
 
 
 def test_the_endpoints_answer_what_the_interface_answers(api):
-    snippet = Snippet(**SNIPPET)
+    snippet = SnippetText(**SNIPPET)
     response = api.post("/api/v1/models/tiny/score", {"snippets": [SNIPPET, SNIPPET]}, format="json")
     assert response.status_code == 200
     assert response.json()["scores"] == pytest.approx(inference().score("tiny", [snippet, snippet]))
@@ -137,7 +137,7 @@ def test_the_remote_transport_returns_what_in_process_returns(live_server, check
     service_user = User.objects.create_user("modelserve-client", is_superuser=True)
     remote = HttpInference(live_server.url, Token.objects.create(user=service_user).key)
     local = InProcessInference()
-    snippet = Snippet(**SNIPPET)
+    snippet = SnippetText(**SNIPPET)
 
     assert remote.score("remote", [snippet]) == pytest.approx(local.score("remote", [snippet]), abs=1e-6)
     assert remote.saliency("remote", snippet) == local.saliency("remote", snippet)
@@ -153,7 +153,7 @@ def test_the_remote_transport_returns_what_in_process_returns(live_server, check
     with pytest.raises(UnknownModel):
         remote.score("nope", [snippet])
     with pytest.raises(InvalidInput, match="empty"):
-        remote.score("remote", [Snippet("", " ")])
+        remote.score("remote", [SnippetText("", " ")])
 
 
 def test_register_classifier_command(checkpoint):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from modelserve.inference import Classifier, Snippet
+from modelserve.inference import Classifier, SnippetText
 from modelserve.training import Cancelled, Example, length_buckets, train, upsample, upsampling_factor
 
 
@@ -60,7 +60,7 @@ def test_minilm_fine_tunes_on_a_separable_set_and_reloads(tmp_path):
     assert losses[-1] < losses[0]
 
     classifier = Classifier(model, tokenizer, version="tuned", device=torch.device("cpu"))
-    held_out = [Snippet(e.prompt, e.completion) for e in examples(HURT[6:], True) + examples(FINE[6:], False)]
+    held_out = [SnippetText(e.prompt, e.completion) for e in examples(HURT[6:], True) + examples(FINE[6:], False)]
     scores = classifier.score(held_out)
     assert all(s > 0.5 for s in scores[:2]) and all(s < 0.5 for s in scores[2:]), scores
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelserve.types import InvalidInput, Snippet
+from modelserve.types import InvalidInput, SnippetText
 from modelserve.words import (
     TERMINAL,
     changed_window,
@@ -22,7 +22,7 @@ PIECES = ["Sir", "Aldric", "didn't", "O'Brien", "café", "naïve", "Ünter", "AR
 TEXT = st.lists(st.sampled_from(PIECES), min_size=1, max_size=14).map(
     lambda pieces: "".join(p if p.isspace() else p + " " for p in pieces))
 SENTENCE = st.tuples(TEXT, st.sampled_from([".", "!", "?", "…", ".\"", ""])).map(lambda t: t[0].rstrip() + t[1])
-SNIPPETS = st.builds(Snippet, TEXT, SENTENCE).filter(lambda s: words_of(s))
+SNIPPETS = st.builds(SnippetText, TEXT, SENTENCE).filter(lambda s: words_of(s))
 REPLACEMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=9)
 
 
@@ -72,33 +72,33 @@ def test_an_insertion_adds_one_word_after_a_word_and_never_after_the_final_punct
 
 
 def test_words_keep_contractions_names_and_accents_whole():
-    snippet = Snippet("Sir Aldric didn't stop at the café.", "O'Brien's arm—broken—hung 🙂 loose.")
+    snippet = SnippetText("Sir Aldric didn't stop at the café.", "O'Brien's arm—broken—hung 🙂 loose.")
     assert [w.text for w in words_of(snippet)] == ["Sir", "Aldric", "didn't", "stop", "at", "the", "café",
                                                   "O'Brien's", "arm", "broken", "hung", "loose"]
     words = words_of(snippet)
     assert [w.sentence_start for w in words][:2] == [True, False] and words[7].sentence_start
     assert words[8].insertable_after  # "arm" is followed by a dash: a word may go there
-    hyphenated = words_of(Snippet("a well-known road", "x"))
+    hyphenated = words_of(SnippetText("a well-known road", "x"))
     assert [w.insertable_after for w in hyphenated][:3] == [True, False, True]
     with pytest.raises(InvalidInput, match="inserted right after 'well'"):
-        insert_after(Snippet("a well-known road", "x"), hyphenated[1], "very")
+        insert_after(SnippetText("a well-known road", "x"), hyphenated[1], "very")
 
 
 @pytest.mark.parametrize("word,candidate,written", [
     ("arm", "leg", "leg"), ("Arm", "leg", "Leg"), ("ARM", "leg", "LEG"), ("I", "we", "We"),
 ])
 def test_offered_words_match_the_case_of_the_word_they_replace(word, candidate, written):
-    found = words_of(Snippet("", f"his {word}"))[-1]
+    found = words_of(SnippetText("", f"his {word}"))[-1]
     assert match_case(candidate, found) == written
 
 
 def test_the_first_word_of_a_part_is_a_sentence_start():
-    first = words_of(Snippet("", "he fell"))[0]
+    first = words_of(SnippetText("", "he fell"))[0]
     assert first.sentence_start and match_case("she", first) == "She"
 
 
 def test_a_word_at_a_sentence_start_is_capitalised():
-    words = words_of(Snippet('He fell. "then he rose', "x"))
+    words = words_of(SnippetText('He fell. "then he rose', "x"))
     then = next(w for w in words if w.text == "then")
     assert then.sentence_start and match_case("later", then) == "Later"
 
