@@ -83,16 +83,20 @@ def timed(fn, repeat=3):
 
 
 def speed(old):
-    world = simulation.World("speed", "", prompts=5000, completions=(20, 20), pairs=(10, 10))
-    data = world.dataset(np.random.default_rng(0))
-    thresholds = np.geomspace(1e-4, 0.5, 1000)
-    converted = old.ComparisonData(data.prompt_of, data.score, data.first, data.second, data.first_win,
-                                   data.n_prompts)
-    new_s = timed(lambda: preference_sweep(data, thresholds))
-    old_s = timed(lambda: old.preference_sweep(converted, thresholds, resamples=1000, seed=0))
-    print("\n== speed: 5,000 prompts x 20 completions, 50,000 judged pairs, 1,000 thresholds, M = 100 ==")
-    print(f"selection with 95 % intervals: current {new_s:.2f} s, previous (1,000 resamples) {old_s:.2f} s "
-          f"({old_s / new_s:.1f}x)")
+    """Both estimators over 1,000 thresholds, median of 3: the shape of the previous benchmark (5,000
+    prompts x 20 completions, extrapolated by the current one) and the recommended design."""
+    print("\n== speed: 1,000 thresholds, M = 100, median of 3 runs ==")
+    for prompts, completions, pairs in ((5000, 20, 10), (1000, 110, 10)):
+        world = simulation.World("speed", "", prompts=prompts, completions=(completions, completions), pairs=(pairs, pairs))
+        data = world.dataset(np.random.default_rng(0))
+        thresholds = np.geomspace(1e-4, 0.5, 1000)
+        converted = old.ComparisonData(data.prompt_of, data.score, data.first, data.second, data.first_win,
+                                       data.n_prompts)
+        new_s = timed(lambda: preference_sweep(data, thresholds))  # noqa: B023 - called at once
+        old_s = timed(lambda: old.preference_sweep(converted, thresholds, resamples=1000, seed=0))  # noqa: B023
+        print(f"{prompts:,} prompts x {completions} completions, {prompts * pairs:,} judged pairs: "
+              f"current {new_s:.2f} s, previous (1,000 resamples) {old_s:.2f} s; current / previous "
+              f"{new_s / old_s:.2f}")
 
 
 def main():
@@ -102,7 +106,8 @@ def main():
     parser.add_argument("--old-resamples", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-rev", default="15f5572")
-    parser.add_argument("--designs", nargs="+", choices=["recommended", "short"], default=["recommended", "short"])
+    parser.add_argument("--designs", nargs="*", choices=["recommended", "short"], default=["recommended", "short"],
+                        help="which simulation studies to run (none: only the speed comparison)")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     old = load_old(args.baseline_rev)

@@ -236,29 +236,23 @@ def _g_table(L: int, M: int) -> np.ndarray:
     return 1.0 + terms.sum(axis=1)
 
 
-def _tail(alpha, beta, L, r, M: int) -> np.ndarray:
-    """``sum_{j = L + 1}^{M - 1} E[(1 - a)^j]`` under Beta(alpha + L - r, beta + r), elementwise.
+def _tail_table(alpha, beta, L: int, M: int) -> np.ndarray:
+    """Thresholds x r (0 .. L): ``sum_{j = L + 1}^{M - 1} E[(1 - a)^j]`` under
+    Beta(alpha + L - r, beta + r), the pair's others being L completions of which r are rejected.
 
     0 where ``L >= M - 1`` (nothing to extrapolate) and where the prior is NaN (nothing accepted
     at the threshold, where the tail multiplies 0, or everything, where it is 0).
     """
-    out = np.zeros(np.shape(r))
-    needs = (L < M - 1) & ~np.isnan(alpha)
-    if not needs.any():
+    out = np.zeros((np.size(alpha), L + 1))
+    fitted = ~np.isnan(alpha)
+    if L >= M - 1 or not fitted.any():
         return out
-    a = alpha[needs] + (L[needs] - r[needs])
-    b = beta[needs] + r[needs]
-    first_power = L[needs] + 1
-    j = np.arange(1, M, dtype=np.float64)
-    step = max(1, BLOCK_CELLS // (M - 1))
-    values = np.empty(a.size)
-    for s in range(0, a.size, step):
-        sl = slice(s, s + step)
-        # column c: E[(1 - a)^(c + 1)] = prod_{i <= c} (b + i) / (a + b + i)
-        terms = np.exp(np.cumsum(np.log(b[sl, None] + j - 1) - np.log(a[sl, None] + b[sl, None] + j - 1), axis=1))
-        terms[j[None, :] < first_power[sl, None]] = 0.0
-        values[sl] = terms.sum(axis=1)
-    out[needs] = values
+    r = np.arange(L + 1, dtype=np.float64)
+    a = alpha[fitted][:, None] + (L - r)  # thresholds x r
+    b = beta[fitted][:, None] + r
+    i = np.arange(M - 1, dtype=np.float64)  # E[(1 - a)^(i + 1)] = prod_{m <= i} (b + m) / (a + b + m)
+    terms = np.exp(np.cumsum(np.log(b[..., None] + i) - np.log(a[..., None] + b[..., None] + i), axis=-1))
+    out[fitted] = terms[..., L:].sum(axis=-1)  # powers L + 1 .. M - 1
     return out
 
 
@@ -302,12 +296,11 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
                           where=accepted_sides[k] > 0)
         r = L[:, None] - (below[pair_prompt][:, k] - sides).astype(np.int64)
         g_hat = np.empty(r.shape)
+        columns = np.arange(k.size)
         for size, table in tables.items():
             rows = L == size
-            g_hat[rows] = table[r[rows]]
-        shape = r.shape
-        g_hat += _tail(np.broadcast_to(alpha[k], shape), np.broadcast_to(beta[k], shape),
-                       np.broadcast_to(L[:, None], shape), r, M)
+            tail = _tail_table(alpha[k], beta[k], size, M)  # this block's thresholds x r
+            g_hat[rows] = table[r[rows]] + tail[columns, r[rows]]
         weighted_b = np.add.reduceat(g_hat * twice_b / 2, starts, axis=0) / pairs_of
         weighted_a = np.add.reduceat(g_hat * sides / 2, starts, axis=0) / pairs_of  # G_p
         slope = (per_prompt[:, k] - weighted_a).mean(axis=0)  # dQ_hat / dm_hat
