@@ -35,6 +35,7 @@ from annotation.events import (
 from annotation.models import Assignment, Dataset, Label, Snippet, TaskKind, WorkItem
 from annotation.selectors import Candidate, held_task, overdue_holds, own_task, queue_candidates
 from eventlog.errors import ConcurrencyConflict
+from eventlog.retry import retry_on_conflict
 from eventlog.store import NewEvent, Stream, append
 
 CANDIDATES = 50  # next-task picks at random among the first few, so that contractors seldom collide
@@ -248,7 +249,8 @@ def reassign_task(*, task_id: UUID) -> bool:
 
 def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment:
     """Append a submission; a retry of the same answer returns the stored one."""
-    for _ in range(ATTEMPTS):
+
+    def attempt() -> Assignment:
         item = assignment.work_item
         if assignment.state == Assignment.State.SUBMITTED:
             if assignment.answer == answer or item.kind == TaskKind.COMPARISON:
@@ -259,17 +261,17 @@ def _submit(user, assignment: Assignment, answer: str, make_event) -> Assignment
             if not room:
                 raise TaskGone("this task expired and its slot went to someone else")
         seconds = max(0.0, (timezone.now() - assignment.served_at).total_seconds())
-        try:
-            append(
-                [NewEvent(_subject_stream(item), make_event(assignment, seconds))],
-                expected={_subject_stream(item): item.stream_version},
-            )
-        except ConcurrencyConflict:
-            projections.catch_up([_subject_stream(item)])
-            assignment = own_task(user, assignment.task_id)
-            continue
+        append([NewEvent(_subject_stream(item), make_event(assignment, seconds))],
+               expected={_subject_stream(item): item.stream_version})
         return own_task(user, assignment.task_id)
-    raise TaskGone("this task is too busy to answer now; try again")
+
+    def read_again() -> None:
+        nonlocal assignment
+        projections.catch_up([_subject_stream(assignment.work_item)])
+        assignment = own_task(user, assignment.task_id)
+
+    return retry_on_conflict(attempt, tries=ATTEMPTS, after_conflict=read_again,
+                             too_busy=lambda: TaskGone("this task is too busy to answer now; try again"))
 
 
 def submit_label(*, user, task_id: UUID, label: str, assignment: Assignment | None = None) -> Assignment:

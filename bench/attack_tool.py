@@ -106,8 +106,10 @@ def main() -> None:
     scores = new.score(injurious)
     threshold = args.threshold or float(statistics.quantiles(scores, n=100)[args.percentile - 1])
     campaign = Campaign.objects.filter(name__startswith="Demo").first()
+    campaign_threshold = campaign.threshold if campaign else 0.05
     print(f"demo baseline on the demo's {len(injurious)} injurious snippets: lowest score {min(scores):.4f}; "
-          f"the demo campaign's threshold {campaign.threshold if campaign else 0.05:g} (no snippet below it)")
+          f"the demo campaign's threshold {campaign_threshold:g} ({sum(s < campaign_threshold for s in scores)} "
+          "of them below it)")
     starts = [s for s, score in zip(injurious, scores) if score >= threshold][: args.limit or None]
     print(f"threshold for this run: {threshold:.4f} ({'given' if args.threshold else f'percentile {args.percentile}'})"
           f"; attacked: {len(starts)} snippets at or "

@@ -17,8 +17,8 @@ from uuid_utils.compat import uuid7
 from annotation.models import Snippet
 from annotation.text import text_problem
 from eventlog import context
-from eventlog.errors import ConcurrencyConflict
 from eventlog.models import Event
+from eventlog.retry import retry_on_conflict
 from eventlog.store import NO_STREAM, NewEvent, append
 from modelserve.errors import ModelserveError
 from modelserve.events import (
@@ -108,18 +108,18 @@ def _end(run: TrainingRun, run_event, classifier_event) -> bool:
     the registry never holds a ready classifier of a failed run. Returns whether it ended it.
     """
     stream = training_stream(run.run_id)
-    for _ in range(10):
+
+    def attempt() -> bool:  # a heartbeat, a cancel request or another ending may come first: look again
         state = Event.objects.filter(stream_type=stream.type, stream_id=stream.id).aggregate(
             head=Max("version"), ended=Count("position", filter=Q(type__in=_ENDINGS)))
         if state["ended"]:
             return False
-        try:
-            append([NewEvent(stream, run_event), NewEvent(classifier_stream(run.version), classifier_event)],
-                   expected={stream: state["head"] or NO_STREAM})
-        except ConcurrencyConflict:
-            continue  # a heartbeat, a cancel request or another ending came first: look again
+        append([NewEvent(stream, run_event), NewEvent(classifier_stream(run.version), classifier_event)],
+               expected={stream: state["head"] or NO_STREAM})
         return True
-    raise ModelserveError(f"training run {run.run_id} is too busy to end; try again")
+
+    return retry_on_conflict(
+        attempt, tries=10, too_busy=lambda: ModelserveError(f"training run {run.run_id} is too busy to end; try again"))
 
 
 def fail_stale_runs(*, older_than: timedelta = timedelta(minutes=10)) -> int:
