@@ -180,27 +180,15 @@ class GenerationJobForm(forms.Form):
 
 
 def start_generation_job(form: GenerationJobForm) -> GenerationJob:
-    data, prompts = form.cleaned_data, form.prompts()
-    params = GenerationParams(temperature=data["temperature"], top_p=data["top_p"],
-                              max_new_tokens=data["max_new_tokens"])
-    common = dict(prompts=prompts, per_prompt=data["per_prompt"], params=params, seed=data["seed"])
-    if data["kind"] == GenerationJob.Kind.PROMPT_SELECTION:
-        if not data["version"]:
-            raise ModelserveError("choose the classifier that flags completions")
-        return generation_jobs.start_prompt_selection(version=data["version"].version, threshold=data["threshold"],
-                                                      keep_fraction=data["keep_fraction"], **common)
-    if not data["dataset"]:
-        raise ModelserveError("choose the dataset the snippets go to")
-    if data["kind"] == GenerationJob.Kind.QUALITY_CHECK:
-        if not data["version"]:
-            raise ModelserveError("choose the classifier whose filtered generator is checked")
-        return generation_jobs.start_quality_check(dataset=data["dataset"], version=data["version"].version,
-                                                   prompts=prompts, params=params, seed=data["seed"])
-    if data["kind"] == GenerationJob.Kind.COMPARISON_SET:
-        return generation_jobs.start_comparison_set(dataset=data["dataset"],
-                                                    pairs_per_prompt=data["pairs_per_prompt"] or 4, **common)
-    return generation_jobs.start_completions(dataset=data["dataset"], source=data["source"], split=data["split"],
-                                             **common)
+    data = form.cleaned_data
+    return generation_jobs.start_job(
+        kind=data["kind"], prompts=form.prompts(), per_prompt=data["per_prompt"], seed=data["seed"],
+        params=GenerationParams(temperature=data["temperature"], top_p=data["top_p"],
+                                max_new_tokens=data["max_new_tokens"]),
+        dataset=data["dataset"], source=data["source"], split=data["split"], pairs_per_prompt=data["pairs_per_prompt"],
+        version=data["version"].version if data["version"] else None, threshold=data["threshold"],
+        keep_fraction=data["keep_fraction"],
+    )
 
 
 @admin.register(GenerationJob)

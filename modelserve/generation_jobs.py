@@ -121,6 +121,31 @@ def start_quality_check(
                   version=version, threshold=threshold)
 
 
+def start_job(
+    *, kind: str, prompts: list[str], per_prompt: int, params: GenerationParams = DEFAULT_PARAMS, seed: int = 0,
+    dataset: Dataset | None = None, source: str = Source.INITIAL, split: str = Split.TRAIN,
+    pairs_per_prompt: int | None = None, version: str | None = None, threshold: float | None = None,
+    keep_fraction: float | None = None,
+) -> GenerationJob:
+    """A job of any kind from the fields a person fills in (the admin's form): says what is missing."""
+    common = dict(prompts=prompts, per_prompt=per_prompt, params=params, seed=seed)
+    if kind == GenerationJob.Kind.PROMPT_SELECTION:
+        if not version:
+            raise ModelserveError("choose the classifier that flags completions")
+        return start_prompt_selection(version=version, threshold=threshold, keep_fraction=keep_fraction, **common)
+    if dataset is None:
+        raise ModelserveError("choose the dataset the snippets go to")
+    if kind == GenerationJob.Kind.QUALITY_CHECK:
+        if not version:
+            raise ModelserveError("choose the classifier whose filtered generator is checked")
+        return start_quality_check(dataset=dataset, version=version, prompts=prompts, params=params, seed=seed)
+    if kind == GenerationJob.Kind.COMPARISON_SET:
+        return start_comparison_set(dataset=dataset, pairs_per_prompt=pairs_per_prompt or 4, **common)
+    if kind != GenerationJob.Kind.COMPLETIONS:
+        raise ModelserveError(f"unknown kind of generation job {kind!r}")
+    return start_completions(dataset=dataset, source=source, split=split, **common)
+
+
 def prompt_seed(job_seed: int, index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{job_seed}:{index}".encode()).digest()[:6], "big")
 

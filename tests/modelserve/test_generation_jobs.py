@@ -783,3 +783,17 @@ def test_the_prompts_a_selection_kept_seed_a_completion_job(pm_client, dataset, 
     assert job.spec["prompts"] == [prompts[1], prompts[3]] and job.status == "finished"
     assert set(Snippet.objects.values_list("prompt", flat=True)) == {prompts[1], prompts[3]}
     check_bookkeeping(job)
+
+
+@pytest.mark.parametrize("fields,message", [
+    (dict(kind="prompt_selection"), "choose the classifier that flags completions"),
+    (dict(kind="completions"), "choose the dataset the snippets go to"),
+    (dict(kind="quality_check", dataset="the dataset"), "choose the classifier whose filtered generator is checked"),
+    (dict(kind="nonsense", dataset="the dataset"), "unknown kind of generation job"),
+])
+def test_a_job_from_a_form_says_what_is_missing(fields, message):
+    if fields.get("dataset"):
+        fields = {**fields, "dataset": Dataset.objects.create(name="generated")}
+    with pytest.raises(ModelserveError, match=message):
+        generation_jobs.start_job(prompts=["the knight rode home ."], per_prompt=2, **fields)
+    assert not GenerationJob.objects.exists()
