@@ -1,7 +1,9 @@
 """Refusals of annotation commands. Each carries the HTTP status views and the API answer with."""
 
+from config.errors import Refused
 
-class AnnotationError(Exception):
+
+class AnnotationError(Refused):
     status_code = 400
 
 

@@ -12,7 +12,7 @@ import json
 from annotation.events import MAX_TEXT
 from annotation.models import Source, Split
 from annotation.services import SnippetInput
-from annotation.text import text_problem
+from config.text import text_problem
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 

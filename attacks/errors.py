@@ -1,7 +1,9 @@
 """Refusals of attack commands. Messages are shown to contractors: they never name a classifier."""
 
+from config.errors import Refused
 
-class AttackError(Exception):
+
+class AttackError(Refused):
     status_code = 400
 
 

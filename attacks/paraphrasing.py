@@ -24,7 +24,6 @@ from annotation import services as annotation_services
 from annotation.errors import AnnotationError
 from annotation.events import MAX_TEXT
 from annotation.models import Dataset, Snippet
-from annotation.text import text_problem
 from attacks.errors import AttackError
 from attacks.events import (
     ParaphraseGenerated,
@@ -36,6 +35,7 @@ from attacks.events import (
 )
 from attacks.models import Campaign, ParaphraseJob
 from attacks.selectors import confirmed_injurious
+from config.text import text_problem
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, append

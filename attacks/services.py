@@ -20,7 +20,6 @@ from annotation import services as annotation_services
 from annotation.errors import AnnotationError
 from annotation.events import MAX_TEXT
 from annotation.models import Dataset, Split
-from annotation.text import text_problem
 from attacks.assignment import classifier_for_day
 from attacks.errors import AttackError, AttackRefused, CampaignIsClosed, ClassifierBusy, NotAllowed, SessionNotFound
 from attacks.events import (
@@ -39,6 +38,7 @@ from attacks.events import (
     session_stream,
 )
 from attacks.models import AttackSession, Campaign, DayAssignment, Submission
+from config.text import text_problem
 from eventlog.errors import ConcurrencyConflict
 from eventlog.projections import catch_up
 from eventlog.store import NO_STREAM, NewEvent, append

@@ -17,21 +17,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.errors import Refused
+from config.text import text_problem
+
 API_PREFIX = "/api/"
 
 
 def exception_handler(exc, context):
-    # Imported here: the REST modules of every app (eventlog's included, which knows no other
-    # app) import the schema helpers below, so this module imports no app at load time.
-    from annotation.errors import AnnotationError
-    from eventlog.errors import EventLogError
-    from modelserve.errors import ModelserveError
-    from modelserve.types import InvalidInput
-
-    if isinstance(exc, AnnotationError | EventLogError | ModelserveError):
+    if isinstance(exc, Refused):  # every app's refusals: their message and their status
         return Response({"detail": str(exc)}, status=exc.status_code)
-    if isinstance(exc, InvalidInput):
-        return Response({"detail": str(exc)}, status=400)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError):
         response.data = _validation_body(response.data)
@@ -95,11 +89,9 @@ def server_error(request):
 
 class _Strict:
     """Takes JSON strings only (DRF's CharField turns a number into text) and refuses what
-    annotation.text refuses: NUL, the other control characters, lone surrogates."""
+    config.text refuses: NUL, the other control characters, lone surrogates."""
 
     def to_internal_value(self, data):
-        from annotation.text import text_problem  # this module imports no app at load time
-
         if not isinstance(data, str):
             self.fail("invalid")
         if problem := text_problem(data):

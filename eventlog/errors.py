@@ -1,7 +1,9 @@
 """Errors of the event log. Each carries the HTTP status an API should answer with."""
 
+from config.errors import Refused
 
-class EventLogError(Exception):
+
+class EventLogError(Refused):
     status_code = 400
 
 

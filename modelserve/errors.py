@@ -1,7 +1,9 @@
 """Refusals of modelserve commands and queries, with the HTTP status an API answers with."""
 
+from config.errors import Refused
 
-class ModelserveError(Exception):
+
+class ModelserveError(Refused):
     status_code = 400
 
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from annotation.text import text_problem
+from config.text import text_problem
 from eventlog.store import NewEvent, append
 from modelserve.errors import InvalidPrompt, ModelserveError
 from modelserve.events import (

@@ -15,7 +15,7 @@ from django_q.tasks import async_task
 from uuid_utils.compat import uuid7
 
 from annotation.models import Snippet
-from annotation.text import text_problem
+from config.text import text_problem
 from eventlog import context
 from eventlog.models import Event
 from eventlog.retry import retry_on_conflict

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from config.errors import Refused
+
 #: the largest seed anything takes (training, experiments' draws): torch.manual_seed takes at
 #: most 2**64 - 1 and training adds one per epoch; JSON and a PostgreSQL bigint hold it
 MAX_SEED = 2**62
@@ -38,5 +40,5 @@ class Suggestion:
     snippet: SnippetText  # the edited snippet, as text
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Refused, ValueError):
     """Refused input: empty text, too long, a word that cannot be edited."""
