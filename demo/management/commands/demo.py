@@ -159,7 +159,9 @@ class Command(BaseCommand):
     def _progress(self, run_id: str, done: threading.Event) -> None:
         try:
             while not done.wait(1.0):
-                run = TrainingRun.objects.get(run_id=run_id)
+                run = TrainingRun.objects.filter(run_id=run_id).first()
+                if run is None:  # not visible to this thread's connection yet (or, in a test, at all)
+                    continue
                 width = 30
                 filled = int(width * run.percent / 100)
                 eta = f", about {int(run.eta_seconds)} s left" if run.eta_seconds else ""
