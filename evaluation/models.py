@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 
 class Computation(models.Model):
@@ -38,8 +39,6 @@ class Computation(models.Model):
     @property
     def stalled(self) -> bool:
         """Running for over a minute without finishing: its worker may be gone (the page offers a restart)."""
-        from django.utils import timezone
-
         return self.status == self.Status.RUNNING and (timezone.now() - self.requested_at).total_seconds() > 60
 
     def __str__(self) -> str:

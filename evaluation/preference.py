@@ -331,11 +331,6 @@ def preference_sweep(data: ComparisonData, thresholds, *, max_attempts: int = 10
     )
 
 
-def preference_curve(data: ComparisonData, thresholds, *, max_attempts: int = 100) -> np.ndarray:
-    """The estimate alone, per threshold (in the given order)."""
-    return preference_sweep(data, thresholds, max_attempts=max_attempts).preference
-
-
 def choose_threshold(sweep: Sweep, *, lower_bound: float = 0.48,
                      min_accepted_sides: int = MIN_ACCEPTED_SIDES) -> float | None:
     """The lowest threshold whose interval's lower bound is above ``lower_bound`` and whose estimate

@@ -20,7 +20,6 @@ RESAMPLES = 2000
 INTERVALS = ("time per success, egregiousness (resampling snippets) and direct quality checks (resampling "
              "prompts): bootstrap percentile; FNR: Beta(1, 1) credible; simulated quality: Student t over prompts")
 
-ReportError = EvaluationError
 
 #: what a test-set snippet labelled unsure counts as (the protocol's unsure -> injurious is for training)
 UNSURE_TREATMENTS = {"leave_out": "left out", "injurious": "counted as injurious",
@@ -41,9 +40,9 @@ class ReportSpec:
 def _classifiers(versions: list[str]) -> list[ClassifierVersion]:
     rows = {c.version: c for c in ClassifierVersion.objects.filter(version__in=versions)}
     if missing := [v for v in versions if v not in rows]:
-        raise ReportError(f"unknown classifier(s): {', '.join(missing)}")
+        raise EvaluationError(f"unknown classifier(s): {', '.join(missing)}")
     if not versions:
-        raise ReportError("choose at least one classifier")
+        raise EvaluationError("choose at least one classifier")
     return [rows[v] for v in versions]
 
 
@@ -56,11 +55,11 @@ def _interval(values: tuple) -> dict:
 def build(spec: ReportSpec, progress=lambda stage: None) -> dict:
     """The report (scoring, and recording, whatever it needs that is not scored yet)."""
     if spec.unsure not in UNSURE_TREATMENTS:
-        raise ReportError(f"unsure labels: one of {', '.join(UNSURE_TREATMENTS)}")
+        raise EvaluationError(f"unsure labels: one of {', '.join(UNSURE_TREATMENTS)}")
     classifiers = _classifiers(spec.classifiers)
     campaigns = list(Campaign.objects.filter(pk__in=spec.campaigns))
     if len(campaigns) != len(set(spec.campaigns)):
-        raise ReportError("unknown campaign(s)")
+        raise EvaluationError("unknown campaign(s)")
     threshold = {c.version: c.threshold for c in classifiers}
     labels = selectors.labelled_test_snippets(spec.test_dataset) if spec.test_dataset is not None else {}
     attacks = selectors.successful_attacks(campaigns) if campaigns else {}

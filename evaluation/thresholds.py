@@ -30,6 +30,7 @@ class Selection:
     judgements: int
     log_position: int
     extrapolated: bool = False  # chosen although some prompts have too few completions (allowed by the caller)
+    withheld: float | None = None  # what would be chosen from extrapolated estimates, had the caller allowed it
 
     def at(self, threshold: float) -> tuple[float, float, float]:
         """Preference (estimate, lower, upper) at the candidate nearest below `threshold`."""
@@ -68,9 +69,9 @@ def select_threshold(
     chosen = preference.choose_threshold(sweep, lower_bound=lower_bound)
     extrapolated = bool(sweep.short_prompts) and chosen is not None
     if extrapolated and not allow_extrapolation:
-        chosen = None
+        return Selection(version, dataset_id, sweep, None, lower_bound, found.judgements, position, withheld=chosen)
     return Selection(version, dataset_id, sweep, chosen, lower_bound, found.judgements, position,
-                     extrapolated=extrapolated and allow_extrapolation)
+                     extrapolated=extrapolated)
 
 
 def as_result(selection: Selection) -> dict:
@@ -84,9 +85,7 @@ def as_result(selection: Selection) -> dict:
         "prompts": sweep.prompts, "short_prompts": sweep.short_prompts, "short_prompts_note": selection.short_prompts_note,
         "method": selection.method, "log_position": selection.log_position,
         "dataset_name": Dataset.objects.filter(pk=selection.dataset_id).values_list("name", flat=True).first(),
-        # what would be chosen if extrapolation were allowed (None: nothing withheld)
-        "withheld": (preference.choose_threshold(sweep, lower_bound=selection.lower_bound)
-                     if sweep.short_prompts and chosen is None else None),
+        "withheld": selection.withheld,
         "extrapolated": selection.extrapolated,
         "at_chosen_rates": _rates(sweep, chosen), "min_accepted_sides": preference.MIN_ACCEPTED_SIDES,
         "sweep": {name: [float(v) for v in getattr(sweep, name)]

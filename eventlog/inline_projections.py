@@ -5,7 +5,7 @@ the store never imports the framework that reads from it. With nothing installed
 is inline, as when none is registered.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -13,9 +13,9 @@ class InlineProjections(Protocol):
     def for_types(self, types: set[str]) -> list:
         """The inline projections that consume any of these event types."""
 
-    def apply(self, projection, events: Sequence, last_position: int) -> bool:
-        """Bring `projection` up to a batch just appended (`events`: its `store.StoredEvent`s, up
-        to `last_position`); True if doing so put the batch on disk."""
+    def apply(self, projection, events: Callable[[], Sequence], last_position: int) -> bool:
+        """Bring `projection` up to a batch just appended (`events()`: its `store.StoredEvent`s,
+        built on first call; up to `last_position`); True if doing so put the batch on disk."""
 
 
 _installed: InlineProjections | None = None

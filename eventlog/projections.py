@@ -24,7 +24,7 @@ do not queue on one checkpoint: see its docstring.
 
 import logging
 import zlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import cache
 from typing import ClassVar
 
@@ -357,9 +357,10 @@ class _Inline:
     def for_types(self, types: set[str]) -> list[Projection]:
         return inline_for(types)
 
-    def apply(self, projection: Projection, events: Sequence[store.StoredEvent], last_position: int) -> bool:
+    def apply(self, projection: Projection, events: Callable[[], Sequence[store.StoredEvent]],
+              last_position: int) -> bool:
         if isinstance(projection, StreamProjection):
-            own = [e for e in events if projection.event_types is None or e.type in projection.event_types]
+            own = [e for e in events() if projection.event_types is None or e.type in projection.event_types]
             return catch_up_streams(projection, {e.stream for e in own}, known=own)
         if connection.in_atomic_block:
             advance(projection, wait=True)

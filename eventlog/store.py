@@ -10,6 +10,7 @@ transaction when there is one; append last in a transaction and commit promptly,
 PostgreSQL the append lock is held until the outermost commit.
 """
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -131,16 +132,17 @@ def append(
             if isinstance(refused, _DuplicateEventId):
                 raise EventIdConflict("an event id of this batch is already stored") from None
             raise
+        # The batch's events as read back, built once and only if a projection asks for them.
+        batch_events = functools.cache(lambda: _batch_events(batch, stored))
+        last_position = max(position for position, _ in stored)
         if inline_inside:
             for projection in inline:
-                hook.apply(projection, _batch_events(batch, stored), max(position for position, _ in stored))
+                hook.apply(projection, batch_events, last_position)
     on_disk = flushed_at_commit
     try:
         if not inline_inside:
             for projection in inline:
-                applied_on_disk = hook.apply(projection, _batch_events(batch, stored),
-                                             max(position for position, _ in stored))
-                on_disk = applied_on_disk or on_disk
+                on_disk = hook.apply(projection, batch_events, last_position) or on_disk
     finally:
         if not on_disk:
             durability.make_durable()

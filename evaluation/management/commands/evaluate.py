@@ -13,6 +13,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from evaluation import report, series, thresholds
+from evaluation.errors import EvaluationError
 
 
 class Command(BaseCommand):
@@ -61,7 +62,7 @@ class Command(BaseCommand):
                                  unsure=options.get("unsure", "leave_out"))
         try:
             built = report.build(spec)
-        except report.ReportError as exc:
+        except EvaluationError as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
             self.stdout.write(json.dumps(built, indent=2, default=str))
@@ -78,7 +79,7 @@ class Command(BaseCommand):
             selection = thresholds.select_threshold(options["classifier"], options["comparison_dataset"],
                                                     lower_bound=options["lower_bound"], level=options["level"],
                                                     allow_extrapolation=options.get("allow_extrapolation", False))
-        except report.ReportError as exc:
+        except EvaluationError as exc:
             raise CommandError(str(exc)) from None
         if selection.threshold is None:
             reason = selection.short_prompts_note + " Give --allow-extrapolation to choose anyway." if (
